@@ -287,11 +287,17 @@ def main(argv=None):
     torch.set_num_threads(2)
     from halluguard.datasets import load_set
     from halluguard.embeddings import DiskCache
-    from halluguard.verify.lite import FEATURES, LiteVerifier, load_calibration
+    from halluguard.verify.lite import DEFAULT_CALIBRATION, FEATURES, LiteVerifier, load_calibration
 
     _code_version()  # pin the feature-code version before anything is extracted
     cache = DiskCache(args.cache)
-    base = load_calibration()
+    try:
+        base = load_calibration()
+    except ValueError as e:  # the feature list changed: the stored weights mean nothing any more
+        if args.eval_only:
+            raise
+        print(f"note: {e}; fitting from the defaults", file=sys.stderr)
+        base = dict(DEFAULT_CALIBRATION)
     if args.top_k is not None:
         base["top_k"] = args.top_k
     verifier = LiteVerifier(calibration=base, embed_cache=cache)

@@ -492,8 +492,98 @@ def extract_dates(text: str) -> list[DateMention]:
     return out
 
 
+
+# Words with an opposite: a summary that uses one side where its evidence uses the other ("profit rose"
+# vs "profit fell", "voted for" vs "voted against") states the reverse of the source. Each entry pairs two
+# poles; words inside a pole count as the same claim ("rose" is supported by "increased"). Kept to pairs
+# whose meaning rarely depends on context: looser ones ("higher"/"lower", which stem to "high"/"low",
+# "more"/"fewer", "raise", "jump") fired as often on faithful dev summaries as on hallucinated ones.
+_OPPOSITE_POLES = [
+    (("rise rises rising rose risen increase increases increasing increased grow grows growing grew grown "
+      "growth climb climbs climbed soar soars soared surge surged gain gains gained boost boosted "
+      "expand expanded up"),
+     ("fall falls falling fell fallen decrease decreases decreasing decreased decline declines declined "
+      "shrink shrinks shrank shrunk drop drops dropped dip dipped slump slumped plunge plunged slide slid "
+      "down cut cuts reduce reduced")),
+    ("larger bigger greater", "smaller lesser"),
+    ("longer", "shorter"),
+    ("stronger", "weaker"),
+    ("faster", "slower"),
+    ("older", "younger"),
+    ("earlier", "later"),
+    ("better improve improved improves", "worse worsen worsened deteriorate deteriorated"),
+    ("best", "worst"),
+    ("most", "least"),
+    ("largest biggest", "smallest"),
+    ("highest", "lowest"),
+    ("win wins won winning winner victory", "lose loses lost losing loser defeat defeated"),
+    ("accept accepts accepted approve approves approved approval", "reject rejects rejected refuse refused"),
+    ("support supports supported supporter supporters", "oppose opposes opposed opponent opponents"),
+    ("buy buys bought buying purchase purchased", "sell sells sold selling"),
+    ("import imports imported", "export exports exported"),
+    ("hire hires hired hiring", "fire fired layoffs"),
+    ("allow allows allowed permit permitted", "ban bans banned prohibit prohibited forbid forbidden"),
+    ("confirm confirms confirmed", "deny denies denied"),
+    ("agree agrees agreed", "disagree disagrees disagreed"),
+    ("include includes included", "exclude excludes excluded"),
+    ("legal", "illegal"),
+    ("guilty convicted", "innocent acquitted"),
+    ("succeed succeeded success successful", "fail failed failure unsuccessful"),
+    ("profit profits surplus", "loss losses deficit"),
+    ("survive survived survivors", "die died dead killed"),
+    ("full", "partial"),
+    ("permanent permanently", "temporary temporarily"),
+    ("public", "private"),
+    ("before", "after"),
+    ("first", "last"),
+    ("maximum", "minimum"),
+    ("majority", "minority"),
+    ("north northern", "south southern"),
+    ("east eastern", "west western"),
+    ("male", "female"),
+    ("positive", "negative"),
+    ("open opened opens opening", "closed close closes closing"),
+    ("add adds added", "remove removes removed"),
+    ("strengthen strengthened", "weaken weakened"),
+    ("optimistic", "pessimistic"),
+]
+# One way only: the summary's "for" against the evidence's "against" is a flipped vote; the reverse
+# ("games against Celtic" beside any "for") is how everyday text reads.
+_ONE_WAY = [("for", "against")]
+
+
+def _build_opposites() -> dict[str, tuple[tuple[frozenset[str], frozenset[str]], ...]]:
+    out: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = {}
+    for (a, b), both in [(p, True) for p in _OPPOSITE_POLES] + [(p, False) for p in _ONE_WAY]:
+        pa, pb = frozenset(stem(w) for w in a.split()), frozenset(stem(w) for w in b.split())
+        for own, opp in ((pa, pb), (pb, pa)) if both else ((pa, pb),):
+            for st in own:
+                out.setdefault(st, []).append((own, opp))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+OPPOSITES = _build_opposites()
+
+
+def opposite_mismatches(text: str, evidence: str, context: str = "") -> list[tuple[Token, str]]:
+    """Tokens of `text` whose pole `evidence` uses the opposite of, while neither `evidence` nor `context`
+    (more source text near it, e.g. the runner-up evidence) uses their own pole; each with the evidence's
+    word: [(Token "rose", "down")] for "profit rose" against "profit of 38 million, down from 45"."""
+    ev_words: dict[str, str] = {}
+    for t in tokenize(evidence):
+        ev_words.setdefault(stem(t.text), t.text)
+    near = set(ev_words) | {stem(t.text) for t in tokenize(context)}
+    out = []
+    for tok in tokenize(text):
+        for own, opp in OPPOSITES.get(stem(tok.text), ()):
+            if own.isdisjoint(near) and not opp.isdisjoint(ev_words):
+                out.append((tok, ev_words[min(opp & ev_words.keys())]))
+                break
+    return out
+
+
 __all__ = [
-    "ABBREVIATIONS", "NEGATIONS", "STOPWORDS", "DateMention", "NumberMention", "Segment", "Token",
-    "chunk_text", "extract_dates", "extract_numbers", "is_content", "normalize_word", "numbers_match",
+    "ABBREVIATIONS", "NEGATIONS", "OPPOSITES", "STOPWORDS", "DateMention", "NumberMention", "Segment", "Token",
+    "chunk_text", "extract_dates", "extract_numbers", "is_content", "normalize_word", "numbers_match", "opposite_mismatches",
     "split_sentences", "split_units", "stem", "tokenize",
 ]

@@ -217,3 +217,28 @@ def test_random_text_never_crashes_and_offsets_hold(lite):
         _check_offsets(r, source, summary)
 
     check()
+
+
+def test_opposite_word_is_a_negation_span():
+    source = "Northwind Foods reported a second-quarter profit of 38 million dollars, down from 45 million a year earlier."
+    flipped = "Northwind Foods' second-quarter profit rose to 38 million dollars."
+    v = LiteVerifier(threshold=0.05)  # the span is shown once the sentence is flagged; here it always is
+    (pa,) = v.analyze_batch([source], [flipped])
+    opp = pa.sentences[0].features[FEATURES.index("opposite")]
+    assert opp == 1.0
+    r = v.verify(source, flipped)
+    hits = [s for s in r.spans if s.reason == "negation"]
+    assert [(s.start, s.end, s.text) for s in hits] == [(flipped.index("rose"), flipped.index("rose") + 4, "rose")]
+    assert any("'rose' where the evidence says 'down'" in why for why in r.sentences[0].reasons)
+    # same pole, different word: supported, and the opposite feature stays off
+    (pa2,) = v.analyze_batch([source], ["Northwind Foods' second-quarter profit fell to 38 million dollars."])
+    assert pa2.sentences[0].features[FEATURES.index("opposite")] == 0.0
+
+
+def test_negation_and_opposite_cancel():
+    # "did not rise" against "fell": two flips, one claim. Neither check may fire.
+    source = "Shares in the bank fell on Monday after the results were published."
+    (pa,) = LiteVerifier().analyze_batch([source], ["Shares in the bank did not rise on Monday after the results."])
+    f = pa.sentences[0].features
+    assert f[FEATURES.index("neg_mismatch")] == 0.0 and f[FEATURES.index("opposite")] == 0.0
+    assert not [s for s in pa.sentences[0].spans if s.reason == "negation"]

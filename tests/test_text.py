@@ -111,3 +111,42 @@ def test_stem_and_content():
     assert not T.is_content("the") and T.is_content("budget")
     toks = T.tokenize("It isn't state-of-the-art.")
     assert [t.text for t in toks] == ["It", "isn't", "state-of-the-art"]
+
+
+@pytest.mark.parametrize(
+    "summary, evidence, expected",
+    [
+        ("Profit rose to 38 million.", "Profit was 38 million, down from 45 million.", [("rose", "down")]),
+        ("The mayor voted for the budget.", "The mayor voted against the budget.", [("for", "against")]),
+        ("The effect was larger in older adults.", "The effect was smaller in older adults.", [("larger", "smaller")]),
+        ("The farmer sold the land.", "The farmer bought the land in 1990.", [("sold", "bought")]),
+        # a synonym on the same pole is support, not a contradiction
+        ("Sales rose sharply.", "Sales increased while costs fell.", []),
+        # neither pole in the evidence: nothing to contradict (that is the novelty check's business)
+        ("Sales rose sharply.", "Sales were 5 million.", []),
+    ],
+)
+def test_opposite_mismatches(summary, evidence, expected):
+    got = T.opposite_mismatches(summary, evidence)
+    assert [(tok.text, ev) for tok, ev in got] == expected
+    for tok, _ in got:
+        assert summary[tok.start : tok.end] == tok.text
+
+
+def test_opposite_poles_are_symmetric_except_one_way_pairs():
+    one_way = {T.stem(w) for a, _ in T._ONE_WAY for w in a.split()}
+    for st, entries in T.OPPOSITES.items():
+        for own, opp in entries:
+            assert st in own and st not in opp
+            if own & one_way:
+                assert not any((opp, own) in T.OPPOSITES.get(s2, ()) for s2 in opp), st
+            else:
+                assert all((opp, own) in T.OPPOSITES[s2] for s2 in opp), st
+    # "against" in a summary is never contradicted by a mere "for" in the evidence
+    assert T.opposite_mismatches("They played against Celtic.", "A win for the club.") == []
+
+
+def test_opposite_needs_the_own_pole_absent_from_the_context_too():
+    ev = "Revenue grew 4 percent."
+    assert [t.text for t, _ in T.opposite_mismatches("Profit fell.", ev)] == ["fell"]
+    assert T.opposite_mismatches("Profit fell.", ev, context="Profit was down from 45 million.") == []

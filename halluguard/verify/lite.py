@@ -15,8 +15,8 @@ How it decides, per summary sentence:
 2. Checks, each flagging a span of the summary: numbers (values normalized: "1.5 million" =
    "1,500,000", "three" = 3, rounding allowed), dates (years, months, weekdays), names (capitalised
    words and acronyms the source never uses), negation (a negation cue present on one side only,
-   versus the evidence), and content words the source never mentions (stemmed, fuzzy for
-   inflections), merged into phrases.
+   versus the evidence, or a word whose opposite the evidence uses: "rose" / "fell"), and content
+   words the source never mentions (stemmed, fuzzy for inflections), merged into phrases.
 3. A logistic model over a handful of sentence features (alignment gap, novel-content ratios,
    mismatch counts) gives the sentence score; the summary score is the largest sentence score.
    Weights and the threshold come from `halluguard/resources/lite_calibration.json`, fitted by
@@ -56,6 +56,7 @@ FEATURES = (
     "log_len",  # log(1 + content words): long sentences have more room to go wrong
     "log_n_novel",  # log(1 + content words the source never uses): counts, not shares, catch one bad word
     "log_n_notev",  # log(1 + content words found in the source but not near the evidence)
+    "opposite",  # a word whose opposite the best evidence uses ("rose" vs "fell", "for" vs "against")
 )
 
 SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "negation": 3, "unsupported": 1, "sentence": 0}
@@ -63,7 +64,7 @@ SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "negation": 3, "unsupported"
 DEFAULT_CALIBRATION: dict[str, Any] = {
     # Hand-set starting point, used only when the fitted file is missing.
     "features": list(FEATURES),
-    "weights": [4.0, 4.0, 1.0, 1.0, 4.5, 4.0, 3.5, 3.5, 0.0, 0.5, 0.0],
+    "weights": [4.0, 4.0, 1.0, 1.0, 4.5, 4.0, 3.5, 3.5, 0.0, 0.5, 0.0, 3.5],
     "bias": -3.5,
     "threshold": 0.5,
     "top_k": 2,
@@ -478,12 +479,17 @@ class LiteVerifier(Verifier):
             reasons.append("content the source never mentions: "
                            + ", ".join(repr(seg.text[s:e]) for s, e in _merge_runs(runs, seg.text)[:3]))
 
-        # Negation: a cue on one side only, against the evidence.
-        neg_bad = 0.0
+        # Negation and opposites, against the best evidence unit: a negation cue on one side only, or a word
+        # whose opposite the evidence uses ("rose" / "fell"). Both together cancel ("did not rise" / "fell").
+        neg_bad = opp_bad = 0.0
         s_neg = _negations(seg.text)
         if ev_units and not _META.search(seg.text):
             e_neg = sum(len(_negations(u.text)) for u in ev_units[:1])
-            if bool(s_neg) != bool(e_neg):
+            # The runner-up evidence counts as support: the best unit may be a neighbouring sentence
+            # ("revenue grew") while the next one holds the claim ("profit fell").
+            opposites = T.opposite_mismatches(seg.text, ev_units[0].text, " ".join(u.text for u in ev_units[1:]))
+            flipped = bool(s_neg) != bool(e_neg)
+            if flipped and not opposites:
                 neg_bad = 1.0  # a feature whatever the alignment: the model weighs it
                 # A span (and its floor) only against evidence that otherwise says the same thing:
                 # polarity flips against a loosely related sentence are mostly noise.
@@ -493,6 +499,12 @@ class LiteVerifier(Verifier):
                     reasons.append(f"negation {seg.text[s:e]!r} not in the evidence")
                 elif best >= 0.6:
                     reasons.append("the evidence is negated, the summary is not")
+            elif opposites and not flipped:
+                opp_bad = 1.0
+                if best >= 0.6:
+                    tok, ev_word = opposites[0]
+                    spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "negation"))
+                    reasons.append(f"{tok.text!r} where the evidence says {ev_word!r}")
 
         # Pairs of supported words that the source never puts together (swapped roles/entities).
         pairs = list(itertools.pairwise(stems_seq))
@@ -513,6 +525,7 @@ class LiteVerifier(Verifier):
             math.log1p(len(novelty)),
             math.log1p(sum(1 for _, nov in novelty if nov >= 1.0)),
             math.log1p(sum(1 for _, _, nov in token_novelty if 0.0 < nov < 0.5)),
+            opp_bad,
         ], dtype=np.float64)
         return SentenceAnalysis(seg=seg, judged=judged, candidates=cands, features=feats,
                                 evidence=evidence, spans=spans, reasons=reasons, token_novelty=token_novelty)
