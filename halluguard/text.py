@@ -565,19 +565,43 @@ def _build_opposites() -> dict[str, tuple[tuple[frozenset[str], frozenset[str]],
 OPPOSITES = _build_opposites()
 
 
-def opposite_mismatches(text: str, evidence: str, context: str = "") -> list[tuple[Token, str]]:
-    """Tokens of `text` whose pole `evidence` uses the opposite of, while neither `evidence` nor `context`
-    (more source text near it, e.g. the runner-up evidence) uses their own pole; each with the evidence's
-    word: [(Token "rose", "down")] for "profit rose" against "profit of 38 million, down from 45"."""
-    ev_words: dict[str, str] = {}
-    for t in tokenize(evidence):
-        ev_words.setdefault(stem(t.text), t.text)
-    near = set(ev_words) | {stem(t.text) for t in tokenize(context)}
+def opposite_mismatches(text: str, evidence: str, context: str = "", window: int = 4) -> list[tuple[Token, str]]:
+    """Tokens of `text` contradicted by an opposite word in `evidence`: [(Token "rose", "down")] for "profit
+    rose to 38 million" against "a profit of 38 million, down from 45 million".
+
+    A pole word in the evidence only speaks to the summary word if it stands within `window` tokens of
+    one of the summary word's own neighbours (its anchors: "profit", "38", "million"), so "revenue grew"
+    in the same paragraph neither supports nor contradicts "profit rose". The summary word is
+    contradicted when the evidence has an anchored opposite and neither `evidence` nor `context` (more
+    source text near it, e.g. the runner-up evidence) has an anchored word of its own pole."""
+    sum_toks = tokenize(text)
+    sum_st = [stem(t.text) for t in sum_toks]
+    if not any(st in OPPOSITES for st in sum_st):
+        return []  # the common case, and cheap
+
+    def sentences(t: str) -> list[tuple[list[Token], list[str]]]:  # the window never crosses a sentence end
+        toks = [tokenize(seg.text) for seg in split_sentences(t)] if t.strip() else []
+        return [(ts, [stem(x.text) for x in ts]) for ts in toks]
+
+    ev_sents, ctx_sents = sentences(evidence), sentences(context)
+
+    def anchored(sents, pole: frozenset[str], anchors: set[str]) -> list[Token]:
+        return [toks[k] for toks, stems in sents for k, st in enumerate(stems) if st in pole and (not anchors or any(
+            stems[m] in anchors for m in range(max(0, k - window), min(len(stems), k + window + 1))))]
+
     out = []
-    for tok in tokenize(text):
-        for own, opp in OPPOSITES.get(stem(tok.text), ()):
-            if own.isdisjoint(near) and not opp.isdisjoint(ev_words):
-                out.append((tok, ev_words[min(opp & ev_words.keys())]))
+    for i, tok in enumerate(sum_toks):
+        entries = OPPOSITES.get(sum_st[i], ())
+        if not entries:
+            continue
+        anchors = {sum_st[j] for j in range(max(0, i - window), min(len(sum_toks), i + window + 1))
+                   if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES}
+        for own, opp in entries:
+            if anchored(ev_sents, own, anchors) or anchored(ctx_sents, own, anchors):
+                break  # the evidence says the same thing
+            hits = anchored(ev_sents, opp, anchors)
+            if hits:
+                out.append((tok, hits[0].text))
                 break
     return out
 

@@ -150,3 +150,11 @@ def test_opposite_needs_the_own_pole_absent_from_the_context_too():
     ev = "Revenue grew 4 percent."
     assert [t.text for t, _ in T.opposite_mismatches("Profit fell.", ev)] == ["fell"]
     assert T.opposite_mismatches("Profit fell.", ev, context="Profit was down from 45 million.") == []
+
+
+def test_opposite_words_count_only_near_the_same_subject():
+    ev = "Northwind reported a profit of 38 million dollars, down from 45 million. Revenue grew 4 percent."
+    # "grew" speaks of revenue, not profit: it neither supports "profit rose" nor contradicts "revenue rose"
+    assert [(t.text, w) for t, w in T.opposite_mismatches("Its profit rose to 38 million dollars.", ev)] == [("rose", "down")]
+    assert T.opposite_mismatches("Its revenue rose 4 percent.", ev) == []
+    assert T.opposite_mismatches("Its profit rose.", "Profit rose.", context="Revenue fell sharply.") == []
