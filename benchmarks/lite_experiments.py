@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# The checkout's halluguard (not installed on the GPU machine) and fit_lite beside this file.
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 WORK = ROOT / ".lite_experiments"
 CONFIGS = [(128, 3e-5, 4), (256, 3e-5, 4)]  # (max tokens, learning rate, epochs)
 
@@ -49,8 +51,6 @@ CONFIGS = [(128, 3e-5, 4), (256, 3e-5, 4)]  # (max tokens, learning rate, epochs
 def prep(args) -> None:
     """Per summary: its judged sentences with lite's top-2 evidence units as the premise."""
     import torch
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from fit_lite import DEV_SETS, TEST_SETS, _code_version, cached_extract
 
     from halluguard.datasets import load_set
@@ -96,19 +96,13 @@ def _rows() -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def _auc(y, z) -> float:
-    from scipy.stats import rankdata
-
-    r = rankdata(z)
-    n1 = y.sum()
-    n0 = len(y) - n1
-    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def train(args) -> None:
     import torch
     import torch.nn.functional as F
+    from fit_lite import set_weights
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from halluguard.metrics import roc_auc
 
     out_dir = Path(os.environ.get("OUT", WORK / "out"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,13 +114,8 @@ def train(args) -> None:
     test_rows = [r for r in rows if r["split"] == "test"][:: args.stride]
     tok = AutoTokenizer.from_pretrained(WORK / "minilm16")
 
-    def weights(rs):  # each set equal, classes balanced within a set (as fit_lite)
-        w = np.zeros(len(rs))
-        for s in {r["set"] for r in rs}:
-            for c in (0, 1):
-                idx = [i for i, r in enumerate(rs) if r["set"] == s and r["label"] == c]
-                for i in idx:
-                    w[i] = 0.5 / len(idx)
+    def weights(rs):  # fit_lite's weighting (sets equal, classes balanced), scaled to mean 1 per row
+        w = set_weights([r["set"] for r in rs], np.array([r["label"] for r in rs]))
         return w * len(rs) / w.sum()
 
     def enc(batch, max_len):
@@ -194,7 +183,7 @@ def train(args) -> None:
         res = {}
         for s in sorted({r["set"] for r in rs}):
             idx = [i for i, r in enumerate(rs) if r["set"] == s]
-            res[s] = round(_auc(np.array([rs[i]["label"] for i in idx]), np.array([max(preds[i]) for i in idx])), 4)
+            res[s] = round(roc_auc(np.array([rs[i]["label"] for i in idx]), np.array([max(preds[i]) for i in idx])), 4)
         return res
 
     t0 = time.time()
@@ -236,8 +225,6 @@ def stack(args) -> None:
 def _lite_data(cache: str, extra=None):
     """{set: (labels, bags of lite feature rows [+ extra columns], analyses)} for the dev and test sets."""
     import torch
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from fit_lite import DEV_SETS, TEST_SETS, _code_version, cached_extract
 
     from halluguard.datasets import load_set
@@ -349,7 +336,6 @@ def soft(args) -> None:
 
 def length(args) -> None:
     """The shipped lite scores, with c * log(judged sentences) added to the summary logit; c picked on dev."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from fit_lite import DEV_SETS, TEST_SETS, mean_bacc
 
     from halluguard.metrics import balanced_accuracy, roc_auc
