@@ -2,7 +2,7 @@
 
     python app.py                                   # offline default: extractive + lite, 127.0.0.1:7860
     python app.py --generator hf --model Qwen/Qwen2.5-7B-Instruct --adapters sft=runs/sft dpo=runs/dpo
-    python app.py --verifier dpo-reward --verifier-model Qwen/Qwen2.5-3B-Instruct --verifier-adapter runs/scorer
+    python app.py --verifier dpo-reward --verifier-model HuggingFaceTB/SmolLM3-3B --verifier-adapter runs/scorer
     python app.py --config app.yaml --auth user:pass --max-upload-mb 50
 
 `demo` is built at import with the settings from HALLUGUARD_APP_ARGS (for `gradio app.py` reload mode

@@ -1,7 +1,7 @@
 """Throughput of the model-based verifiers (`nli`, `judge`, `dpo-reward`) on your weights and hardware.
 
     python benchmarks/verifier_backends.py --backend nli --model models/minicheck-roberta-large
-    python benchmarks/verifier_backends.py --backend judge --model Qwen/Qwen2.5-3B-Instruct --quantization nf4
+    python benchmarks/verifier_backends.py --backend judge --model HuggingFaceTB/SmolLM3-3B --quantization nf4
     python benchmarks/verifier_backends.py --backend dpo-reward --adapter runs/scorer --quantization nf4
     python benchmarks/verifier_backends.py --backend nli --minilm-cross-encoder     # offline, no download
 

@@ -7,8 +7,8 @@
     report = plan("llama3-8b", gpu_gb=12, seq=2048)      # dict: stages, options, recommendation
     print(suggest_for_oom("llama3-8b", seq=2048, gpu_gb=6, stage="dpo"))
 
-`--model` takes a shipped alias (`llama3-8b`, `qwen2.5-7b`, `qwen2.5-3b`, `mistral-7b`, see
-`halluguard/resources/model_configs/`), a local config.json or model directory, or a hub id whose
+`--model` takes a shipped alias (`llama3-8b`, `qwen2.5-7b`, `smollm3-3b`, `qwen2.5-3b`, ..., or the hub id of
+one, see `halluguard/resources/model_configs/`), a local config.json or model directory, or a hub id whose
 config is already in the local Hugging Face cache (nothing is downloaded). No weights are read.
 
 The estimate adds up weights (NF4 with double quantization, int8 or bf16; the embedding table and LM
@@ -53,8 +53,19 @@ ALIASES = {
     "llama3.2-3b": "llama3.2-3b.json",
     "meta-llama/llama-3.2-3b": "llama3.2-3b.json",
     "meta-llama/llama-3.2-3b-instruct": "llama3.2-3b.json",
+    "qwen/qwen2.5-7b-instruct-awq": "qwen2.5-7b.json",  # same architecture; the planner counts its own 4-bit
+    "smollm3-3b": "smollm3-3b.json",
+    "huggingfacetb/smollm3-3b": "smollm3-3b.json",
+    "huggingfacetb/smollm3-3b-base": "smollm3-3b.json",
+    "qwen3-4b": "qwen3-4b.json",
+    "qwen/qwen3-4b": "qwen3-4b.json",
+    "qwen/qwen3-4b-base": "qwen3-4b.json",
+    "phi3.5-mini": "phi3.5-mini.json",
+    "microsoft/phi-3.5-mini-instruct": "phi3.5-mini.json",
 }
-SMALLER_MODEL = "qwen2.5-3b"
+# The 3B verifier / DPO scorer base (halluguard.loading.DEFAULT_VERIFIER_BASE; docs/models.md says why).
+DEFAULT_SCORER = "smollm3-3b"
+SMALLER_MODEL = DEFAULT_SCORER
 
 # ---------------------------------------------------------------------------------------------------
 # Calibration. Bytes are exact where the layout is known; the activation multipliers and the allocator
@@ -158,10 +169,15 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
+def short_aliases() -> list[str]:
+    """The shipped aliases without an owner (`llama3-8b`, ...); each model's hub ids are accepted too."""
+    return sorted(k for k in ALIASES if "/" not in k)
+
+
 def load_shape(model: str) -> ModelShape:
     """A ModelShape from an alias, a config.json / model directory, or a hub id in the local cache."""
     if not model or not str(model).strip():
-        raise ValueError("--model is empty: give an alias (llama3-8b, qwen2.5-7b, qwen2.5-3b), a config.json "
+        raise ValueError("--model is empty: give an alias (llama3-8b, qwen2.5-7b, smollm3-3b), a config.json "
                          "path, a model directory, or a cached hub id")
     key = str(model).strip().lower()
     if key in ALIASES:
@@ -183,7 +199,7 @@ def load_shape(model: str) -> ModelShape:
             cached = None
         if isinstance(cached, str) and os.path.exists(cached):
             return ModelShape.from_config(_read_json(Path(cached)), name=str(model))
-        raise FileNotFoundError(f"{model}: not a shipped alias ({', '.join(sorted(set(ALIASES) - {k for k in ALIASES if '/' in k}))}) "
+        raise FileNotFoundError(f"{model}: not a shipped alias ({', '.join(short_aliases())}) "
                                 "and its config.json is not in the local Hugging Face cache; pass a path to config.json")
     raise FileNotFoundError(f"{model}: no such file or directory, and not a known alias")
 
@@ -433,7 +449,7 @@ def _stage_b_options(shape: ModelShape, seq: int, batch: int, gpu_gb: float, bas
 
 
 def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: int = 1, lora_r: int = 16,
-         scorer_model: str = "qwen2.5-3b", baseline: str = "stock") -> dict:
+         scorer_model: str = DEFAULT_SCORER, baseline: str = "stock") -> dict:
     """Estimate every stage's peak for `model` and what to change to fit `gpu_gb`. Returns a dict
     (the CLI prints it as a table or JSON)."""
     if gpu_gb <= 0:
@@ -577,13 +593,13 @@ def register(subparsers) -> None:
         "plan", help="estimate GPU memory of SFT, DPO, the 3B scorer and inference from a model config",
         description="Estimate peak GPU memory (no weights needed) and what to change to fit a GPU.")
     p.add_argument("--model", required=True,
-                   help="alias (llama3-8b, qwen2.5-7b, qwen2.5-3b, mistral-7b, llama3.2-3b), config.json, model "
-                        "directory, or a hub id whose config is in the local cache")
+                   help=f"alias ({', '.join(short_aliases())}) or the hub id of one, config.json, "
+                        "model directory, or a hub id whose config is in the local cache")
     p.add_argument("--gpu-gb", type=float, default=12.0, help="GPU memory to fit in, GiB (default 12)")
     p.add_argument("--seq", type=int, default=2048, help="sequence length, prompt + completion (default 2048)")
     p.add_argument("--batch", type=int, default=1, help="pairs (DPO) or examples (SFT) per step (default 1)")
     p.add_argument("--lora-r", type=int, default=16, help="LoRA rank on all linear layers (default 16)")
-    p.add_argument("--scorer", default="qwen2.5-3b", help="model of the DPO scorer (default qwen2.5-3b)")
+    p.add_argument("--scorer", default=DEFAULT_SCORER, help=f"model of the DPO scorer (default {DEFAULT_SCORER})")
     p.add_argument("--baseline", default="stock", choices=["seed", "stock", "fit", "fast"],
                    help="stage-B setup the options are computed from (default stock)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")

@@ -150,3 +150,81 @@ def test_plan_report_and_cli(capsys):
     assert "gpu-gb" in capsys.readouterr().err
     assert main(["plan", "--model", "/no/such/config.json"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------
+# The registry: every causal LM the docs name is known, under its alias and its hub id.
+ROOT = Path(__file__).resolve().parents[1]
+# Hub organisations whose ids in the docs are models a user may pass to `plan` / `--model`.
+HUB_OWNERS = ("Qwen", "HuggingFaceTB", "meta-llama", "mistralai", "microsoft", "google", "lytang", "vectara")
+# Named in the docs but not causal LMs the planner sizes: NLI classifiers and a tokenizer.
+NOT_CAUSAL_LM = {
+    "google/flan-t5-base",  # HHEM's tokenizer (docs/verifiers.md)
+    "lytang/MiniCheck-RoBERTa-Large",  # an encoder classifier for the nli backend
+    "vectara/hallucination_evaluation_model",  # HHEM-2.1-open, a T5 classifier
+    "microsoft/deberta-large-mnli",  # an NLI classifier
+}
+
+
+def _hub_ids_in_docs() -> dict[str, str]:
+    import re
+
+    files = [ROOT / "README.md", ROOT / "app.py", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "training" / "configs").glob("*.yaml")), *sorted((ROOT / "examples").rglob("*.md")),
+             *sorted((ROOT / "examples").rglob("*.yaml"))]
+    owners = "|".join(re.escape(o) for o in HUB_OWNERS)
+    pattern = re.compile(rf"(?<![\w./-])((?:{owners})/[A-Za-z0-9][\w.-]*[\w])")
+    found: dict[str, str] = {}
+    for f in files:
+        for m in pattern.finditer(f.read_text(encoding="utf-8")):
+            found.setdefault(m.group(1), str(f.relative_to(ROOT)))
+    return found
+
+
+def test_every_model_the_docs_name_is_known_to_the_planner():
+    from halluguard.loading import DEFAULT_GENERATOR, DEFAULT_VERIFIER_BASE
+
+    named = _hub_ids_in_docs()
+    assert "HuggingFaceTB/SmolLM3-3B" in named and "Qwen/Qwen2.5-7B-Instruct" in named  # the scan sees the docs
+    unknown = []
+    for hub_id, where in sorted({**named, DEFAULT_GENERATOR: "loading.py", DEFAULT_VERIFIER_BASE: "loading.py"}.items()):
+        if hub_id in NOT_CAUSAL_LM:
+            continue
+        try:
+            P.load_shape(hub_id)
+        except (FileNotFoundError, ValueError) as e:
+            unknown.append(f"{hub_id} ({where}): {e}")
+    assert not unknown, "add a config JSON and aliases in halluguard/planner.py for:\n" + "\n".join(unknown)
+
+
+def test_the_3b_scorer_base_is_one_choice():
+    """The planner's default scorer is the loader's verifier base (SmolLM3-3B), with its real shape."""
+    from halluguard.loading import DEFAULT_VERIFIER_BASE
+
+    default = P.load_shape(P.DEFAULT_SCORER)
+    assert default == P.load_shape(DEFAULT_VERIFIER_BASE) == P.load_shape(DEFAULT_VERIFIER_BASE.upper())
+    assert (default.hidden, default.layers, default.heads, default.kv_heads, default.intermediate, default.vocab,
+            default.tied) == (2048, 36, 16, 4, 11008, 128256, True)
+    assert default.total_params == 36 * (2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 11008) + 128256 * 2048
+    # transformers counts 3,075,098,624 for this config on the meta device; the planner leaves out the norms
+    assert default.total_params == pytest.approx(3_075_098_624, rel=1e-4)
+    scorer_row = [s for s in P.plan("llama3-8b")["stages"] if s["stage"].startswith("scorer")][0]
+    assert "SmolLM3-3B" in scorer_row["stage"] and scorer_row["peak_gib"] > 0
+
+
+def test_every_shipped_config_has_an_alias_and_a_hub_id():
+    files = {p.name for p in (ROOT / "halluguard" / "resources" / "model_configs").glob("*.json")}
+    assert files == set(P.ALIASES.values())
+    for name in files:
+        keys = [k for k, v in P.ALIASES.items() if v == name]
+        assert any("/" in k for k in keys) and any("/" not in k for k in keys), name
+        hub_id = json.loads((ROOT / "halluguard" / "resources" / "model_configs" / name).read_text())["_name_or_path"]
+        assert hub_id.lower() in P.ALIASES, f"{name}: its own hub id {hub_id} is not an alias"
+
+
+def test_cli_accepts_a_hub_id_and_names_the_aliases_when_unknown(capsys):
+    assert main(["plan", "--model", "HuggingFaceTB/SmolLM3-3B", "--gpu-gb", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "HuggingFaceTB/SmolLM3-3B"
+    assert main(["plan", "--model", "nobody/NoSuchModel-3B"]) == 2
+    err = capsys.readouterr().err
+    assert "smollm3-3b" in err and "config.json" in err

@@ -2,7 +2,7 @@
 
     v = get_verifier("lite")                 # offline default, CPU
     v = get_verifier("nli", model="vectara/hallucination_evaluation_model")
-    v = get_verifier("judge", model="Qwen/Qwen2.5-3B-Instruct", quantization="nf4")
+    v = get_verifier("judge", model="HuggingFaceTB/SmolLM3-3B", quantization="nf4")
     v = get_verifier("dpo-reward", model=BASE, adapter="runs/scorer")
 
 Every backend implements `halluguard.verify.base.Verifier`: `score(sources, summaries) -> list[float]`

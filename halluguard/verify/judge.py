@@ -1,7 +1,7 @@
 """`judge` verifier: a (4-bit) causal LM is asked, per summary sentence, "is this supported? Yes/No".
 
     from halluguard.verify import get_verifier
-    v = get_verifier("judge", model="Qwen/Qwen2.5-3B-Instruct", quantization="nf4")
+    v = get_verifier("judge", model="HuggingFaceTB/SmolLM3-3B", quantization="nf4")
     report = v.verify(source, summary)
 
 The score is read from the next-token distribution, never from generated text: P(yes) is the
@@ -169,7 +169,7 @@ class JudgeVerifier(Verifier):
             return
         if model is None or (isinstance(model, str) and not model.strip()):
             raise ValueError("the judge backend needs a model: a hub id or local path of an instruct causal LM "
-                             "(e.g. Qwen/Qwen2.5-3B-Instruct), or base_url= for an OpenAI-compatible server")
+                             "(e.g. HuggingFaceTB/SmolLM3-3B), or base_url= for an OpenAI-compatible server")
         if isinstance(model, str):
             self.model_name = model
             self.model, tok = load_causal_lm(
