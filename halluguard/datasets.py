@@ -8,6 +8,7 @@
     halluguard data list                          # known sets and whether they are found locally
     halluguard data download frank                # fetch from the authors' release (needs internet)
     halluguard data show faithbench:test          # counts, base rate, span coverage
+    halluguard data sft --from cnn_dailymail      # stage-A training data (halluguard/train/sft_data.py)
 
 Every `Example` has `label` 1 = hallucinated, 0 = faithful (None = unlabelled) and `spans`: half-open
 character offsets into `summary` of the hallucinated content, or None when the set has no span
@@ -1240,8 +1241,8 @@ def _cmd_show(args: Any) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `halluguard data list | download | show`."""
-    p = subparsers.add_parser("data", help="list, download and inspect labelled benchmark sets",
+    """Add `halluguard data list | download | show | sft`."""
+    p = subparsers.add_parser("data", help="list, download and inspect labelled benchmark sets; build SFT data",
                               description="Public hallucination-detection sets: where they are, how to get them.")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     pl = sub.add_parser("list", help="known sets and whether they are found locally")
@@ -1258,4 +1259,7 @@ def register(subparsers: Any) -> None:
     ps.add_argument("set", help="NAME[:split] (e.g. faithbench:test) or a file path")
     ps.add_argument("--examples", type=int, default=0, help="also print the first N examples")
     ps.set_defaults(func=_cmd_show)
+    from halluguard.train import sft_data  # standard library only at its top: --help stays fast
+
+    sft_data.register(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
