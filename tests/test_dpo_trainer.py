@@ -26,6 +26,7 @@ from halluguard.train.dpo import (
     offload_input_embeddings,
     restore_input_embeddings,
 )
+from halluguard.train.tiling import SEGMENTED_ATTENTION, _TiledForward
 
 LOSS_ATOL = 1e-5
 GRAD_RTOL, GRAD_ATOL = 1e-4, 1e-6
@@ -84,16 +85,32 @@ def stock_result(tiny_llama_path, tokenizer, tmp_path_factory):
     return loss, grads
 
 
+# The long-document levers: MLP tiles of 5 tokens (every row of the tiny batch is 12-40 tokens, so each
+# MLP call runs several tiles, the last one short), attention as two SDPA calls per packed row, and
+# gradient checkpointing on (the tiles are recomputed inside a recomputed layer, as on the GPU).
+LONG = {"share_prompt": True, "segmented_attention": True, "mlp_tile_tokens": 5}
+
+
 @pytest.mark.parametrize("levers", [
     {"embeddings_on_cpu": True, "sequences_per_forward": 1, "logp_chunk_size": 7},
     {"share_prompt": True},
     {"share_prompt": True, "sequences_per_forward": 1, "embeddings_on_cpu": True},
-], ids=["embcpu+split+chunk", "share_prompt", "share_prompt+one_pair_per_forward+embcpu"])
+    {**LONG, "gradient_checkpointing": True},
+    {**LONG, "sequences_per_forward": 1, "embeddings_on_cpu": True, "logp_chunk_size": 7},
+    {"mlp_tile_tokens": 3, "sequences_per_forward": 1, "gradient_checkpointing": True},
+], ids=["embcpu+split+chunk", "share_prompt", "share_prompt+one_pair_per_forward+embcpu",
+        "long:tiled_mlp+segmented_attention+checkpointing", "long+one_pair_per_forward+embcpu+chunk",
+        "tiled_mlp+split(no sharing)"])
 def test_loss_and_lora_grads_match_stock_trl(stock_result, levers, tiny_llama_path, tokenizer, tmp_path):
     ref_loss, ref_grads = stock_result
-    cfg = HalluguardDPOConfig(**common(tmp_path), memory_profile="stock", **levers)
+    cfg = HalluguardDPOConfig(**{**common(tmp_path), **levers}, memory_profile="stock")
     ours = HalluguardDPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_llama_path), args=cfg,
                                 train_dataset=pairs(), processing_class=tokenizer, peft_config=lora())
+    base = ours.model.get_base_model()
+    if levers.get("segmented_attention"):
+        assert base.config._attn_implementation == SEGMENTED_ATTENTION
+    if levers.get("mlp_tile_tokens"):
+        assert all(isinstance(layer.mlp.__dict__.get("forward"), _TiledForward) for layer in base.model.layers)
     if levers.get("embeddings_on_cpu"):
         assert ours.embeddings_offloaded
         assert isinstance(ours.model.get_base_model().get_input_embeddings(), CPUOffloadedEmbedding)

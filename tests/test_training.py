@@ -422,10 +422,14 @@ def test_read_table_drops_bad_rows_and_names_missing_columns(tmp_path, caplog):
         common.read_table(tmp_path / "missing.jsonl", [])
 
 
-def test_svg_plot_without_matplotlib(tmp_path):
-    path = common._svg_panels([("loss", {"loss": [(1, 2.0), (2, 1.0)]})], tmp_path / "m.svg", "step")
-    text = path.read_text()
-    assert text.startswith("<svg") and "polyline" in text and "loss" in text
+def test_training_curves_are_written_as_png_and_svg(tmp_path):
+    common.write_jsonl(tmp_path / "metrics.jsonl", [{"step": 1, "loss": 2.0, "learning_rate": 1e-4},
+                                                    {"step": 2, "loss": 1.0, "eval_loss": 1.5, "learning_rate": 5e-5}])
+    paths = common.write_metric_files(str(tmp_path))
+    assert [p.name for p in paths] == ["metrics.csv", "metrics.png", "metrics.svg"]
+    assert (tmp_path / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "metrics.svg").read_text()
+    assert "<svg" in svg and all(k in svg for k in ("loss", "eval_loss", "learning_rate"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -483,3 +487,62 @@ def test_sft_eval_split_keeps_each_document_on_one_side():
     train, ev = common.split_train_eval(ds, 0.3, seed=1, group_column="document")
     assert len(train) + len(ev) == 20 and len(ev) == 6
     assert set(train["document"]).isdisjoint(ev["document"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage A's long-document levers: the same loss and LoRA gradients as stock TRL's SFTTrainer
+# ---------------------------------------------------------------------------------------------------
+def test_sft_long_levers_match_stock_trl(tiny_llama_path, tokenizer, tmp_path):
+    """Tiled MLP (5-token tiles: each 40-60-token row runs many tiles, the last one short) + the input
+    embedding in CPU memory + gradient checkpointing, against stock TRL on the same batch (fp32, CPU)."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from halluguard.train.tiling import _TiledForward
+
+    torch.set_num_threads(1)
+    docs = [("The council approved a new bridge over the river on Monday after a long debate.", "A bridge was approved."),
+            ("Sales at the bakery rose in March because tourists returned to the old town.", "Bakery sales rose.")]
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": d}],
+                             "completion": [{"role": "assistant", "content": s}]} for d, s in docs])
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM",
+                      init_lora_weights=False)
+    kw = dict(per_device_train_batch_size=2, max_length=128, report_to=[], bf16=False, use_cpu=True, seed=0,
+              completion_only_loss=True, save_strategy="no", disable_tqdm=True, optim="adamw_torch")
+
+    def loss_and_grads(trainer):
+        trainer.model.train()
+        inputs = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        loss = trainer.compute_loss(trainer.model, inputs)
+        loss.backward()
+        return float(loss.detach()), {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                                      if p.requires_grad and "lora" in n}
+
+    tok = tokenizer
+    if not tok.chat_template:
+        tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                             "{% if add_generation_prompt %}assistant: {% endif %}")
+    stock = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_llama_path),
+                       args=SFTConfig(output_dir=str(tmp_path / "a"), gradient_checkpointing=False, **kw),
+                       train_dataset=ds, processing_class=tok, peft_config=lora)
+    ref_loss, ref_grads = loss_and_grads(stock)
+    long = sft.HalluguardSFTConfig(output_dir=str(tmp_path / "p"), memory_profile="long", **kw)
+    assert long.gradient_checkpointing and long.activation_offloading and long.embeddings_on_cpu
+    assert long.mlp_tile_tokens == 4096 and long.optim == "adamw_torch"  # an explicit value wins over the profile
+    # The long profile's levers but activation offloading (TRL's needs an accelerator) and a tiny tile.
+    cfg = sft.HalluguardSFTConfig(output_dir=str(tmp_path / "b"), gradient_checkpointing=True, embeddings_on_cpu=True,
+                                  mlp_tile_tokens=5, **kw)
+    ours = sft.HalluguardSFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_llama_path), args=cfg,
+                                    train_dataset=ds, processing_class=tok, peft_config=lora)
+    assert ours.embeddings_offloaded
+    assert all(isinstance(layer.mlp.__dict__.get("forward"), _TiledForward)
+               for layer in ours.model.get_base_model().model.layers)
+    loss, grads = loss_and_grads(ours)
+    assert abs(loss - ref_loss) <= 1e-5
+    assert grads.keys() == ref_grads.keys() and len(grads) == 2 * 7 * 2
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="memory_profile"):
+        sft.HalluguardSFTConfig(output_dir=str(tmp_path / "c"), use_cpu=True, bf16=False, memory_profile="huge")

@@ -24,11 +24,18 @@ big each forward is:
   completion tokens and never as full [seq, vocab] logits; that part is already stock TRL 1.16).
 - `expandable_segments`: the CUDA caching allocator grows segments instead of keeping many
   fixed-size ones, which cuts the reserved-but-unused memory.
+- `mlp_tile_tokens` (long documents): every decoder MLP runs this many tokens at a time and recomputes
+  each tile in the backward (DeepSpeed's TiledMLP, see `halluguard.train.tiling`), so a layer's
+  recompute holds one tile's [tokens, intermediate] tensors instead of the whole sequence's.
+- `segmented_attention` (long documents, with `share_prompt`): the packed row is attended as two causal
+  SDPA calls, [prompt, chosen] and [prompt, rejected], instead of one call with a dense [L, L] mask: memory
+  linear in the length and SDPA's flash kernel, as for stock TRL's rows.
 - `memory_cap_gb`: the micro-batch (pairs per forward/backward) is sized by the planner to the cap,
   keeping the effective batch (`per_device_train_batch_size` x `gradient_accumulation_steps`).
 
-Profiles (`memory_profile`): "stock" (TRL defaults), "fit" (smallest peak), "fast" (throughput under a
-cap). A field you set to a value other than the DPOConfig default wins over the profile.
+Profiles (`memory_profile`): "stock" (TRL defaults), "fit" (smallest peak at 1k-4k tokens), "long" (fit
+plus the tiled MLP and segmented attention, for 8k-64k-token documents), "fast" (throughput under a cap).
+A field you set to a value other than the DPOConfig default wins over the profile.
 
 Reference policy: with a fresh LoRA (pass `peft_config`) the reference is the base model with the
 adapter disabled. When you start from a stage-A SFT adapter, pass the PeftModel loaded with
@@ -49,9 +56,11 @@ import torch
 from torch import nn
 from trl import DPOConfig, DPOTrainer
 
+from halluguard.train.tiling import SEGMENTED_ATTENTION, segments_marker, tile_mlps, use_segmented_attention
+
 logger = logging.getLogger(__name__)
 
-PROFILES = ("stock", "fit", "fast")
+PROFILES = ("stock", "fit", "long", "fast")
 
 # Values each profile sets. Measured on the H100 (see docs/memory.md and BENCHMARKS.md).
 PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
@@ -61,6 +70,18 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "activation_offloading": True,
         "embeddings_on_cpu": True,
         "share_prompt": True,
+        "sequences_per_forward": 1,
+        "expandable_segments": True,
+        "optim": "adamw_8bit",
+        "logp_chunk_size": 8192,
+    },
+    "long": {
+        "gradient_checkpointing": True,
+        "activation_offloading": True,
+        "embeddings_on_cpu": True,
+        "share_prompt": True,
+        "segmented_attention": True,
+        "mlp_tile_tokens": 4096,
         "sequences_per_forward": 1,
         "expandable_segments": True,
         "optim": "adamw_8bit",
@@ -83,7 +104,8 @@ class HalluguardDPOConfig(DPOConfig):
 
     memory_profile: str = field(
         default="stock",
-        metadata={"help": "Memory profile: 'stock' (TRL defaults), 'fit' (smallest peak memory) or 'fast' "
+        metadata={"help": "Memory profile: 'stock' (TRL defaults), 'fit' (smallest peak memory at 1k-4k tokens), "
+                          "'long' (fit + tiled MLP + segmented attention, for 8k-64k-token documents) or 'fast' "
                           "(throughput under `memory_cap_gb`). Explicit non-default fields override it.",
                   "choices": list(PROFILES)},
     )
@@ -113,6 +135,19 @@ class HalluguardDPOConfig(DPOConfig):
         default=None,
         metadata={"help": "Vocabulary tile of TRL's fused log-prob kernel (TRL default 32768)."},
     )
+    mlp_tile_tokens: int | None = field(
+        default=None,
+        metadata={"help": "Run every decoder MLP this many tokens at a time, recomputing each tile in the backward "
+                          "(DeepSpeed's TiledMLP). Same loss and gradients; the MLP's activations shrink to one tile's. "
+                          "None: off."},
+    )
+    segmented_attention: bool | None = field(
+        default=None,
+        metadata={"help": "With share_prompt: attend each packed row as two causal SDPA calls ([prompt, chosen], "
+                          "[prompt, rejected]) instead of one call with a dense [L, L] mask: linear memory and SDPA's "
+                          "flash kernel. Same loss and gradients. Switches the model to the "
+                          "'halluguard_segmented_sdpa' attention (plain SDPA for every other call)."},
+    )
     memory_cap_gb: float | None = field(
         default=None,
         metadata={"help": "Size the micro-batch (pairs per forward) to this GPU memory cap with the planner; "
@@ -122,21 +157,29 @@ class HalluguardDPOConfig(DPOConfig):
     def __post_init__(self):
         if self.memory_profile not in PROFILES:
             raise ValueError(f"memory_profile must be one of {PROFILES}, got {self.memory_profile!r}")
-        defaults = {f.name: f.default for f in dataclasses.fields(DPOConfig)}
-        for name, value in PROFILE_SETTINGS[self.memory_profile].items():
-            current = getattr(self, name)
-            if name in defaults:
-                if current == defaults[name]:
-                    setattr(self, name, value)
-            elif current is None:
-                setattr(self, name, value)
+        apply_profile(self, DPOConfig, PROFILE_SETTINGS[self.memory_profile])
         if self.sequences_per_forward is not None and self.sequences_per_forward < 1:
             raise ValueError(f"sequences_per_forward must be >= 1 or None, got {self.sequences_per_forward}")
+        if self.mlp_tile_tokens is not None and self.mlp_tile_tokens < 1:
+            raise ValueError(f"mlp_tile_tokens must be >= 1 or None, got {self.mlp_tile_tokens}")
         if self.logp_chunk_size is not None and self.logp_chunk_size < 1:
             raise ValueError(f"logp_chunk_size must be >= 1 or None, got {self.logp_chunk_size}")
         if self.memory_cap_gb is not None and self.memory_cap_gb <= 0:
             raise ValueError(f"memory_cap_gb must be > 0, got {self.memory_cap_gb}")
         super().__post_init__()
+
+
+def apply_profile(config, trl_cls, settings: dict[str, Any]) -> None:
+    """Set a profile's values on `config`: a TRL field only where it still has `trl_cls`'s default, a
+    halluguard field (default None) only where it is still None. What the user set wins."""
+    defaults = {f.name: f.default for f in dataclasses.fields(trl_cls)}
+    for name, value in settings.items():
+        current = getattr(config, name)
+        if name in defaults:
+            if current == defaults[name]:
+                setattr(config, name, value)
+        elif current is None:
+            setattr(config, name, value)
 
 
 # --------------------------------------------------------------------------- embeddings on the CPU
@@ -366,7 +409,7 @@ def _shared_prompt_forward(forward, model, pairs_per_forward: int | None, output
         layout = None
         if (fused_lm_head and not args and input_ids is not None and labels is not None
                 and not {k for k, v in kwargs.items() if v is not None} - _SHARE_KWARGS
-                and impl in ("sdpa", "eager")):
+                and impl in ("sdpa", "eager", SEGMENTED_ATTENTION)):
             layout = pair_layout(input_ids, kwargs.get("attention_mask"), labels)
         if layout is None:
             if fused_lm_head:
@@ -408,8 +451,12 @@ def _shared_prompt_forward(forward, model, pairs_per_forward: int | None, output
                 out_rows += [torch.full_like(t_c, i), torch.full_like(t_r, i + b)]
                 out_pos += [t_c, t_r]
                 targets += [input_ids[i, p:lc], input_ids[i + b, p:lr]]
-            float_dtype = None if impl == "sdpa" else (model.dtype if model.dtype.is_floating_point else torch.float32)
-            mask = _shared_mask(lay, packed_w, dev, float_dtype)
+            if impl == SEGMENTED_ATTENTION:  # no [L, L] mask: the attention function gets the layout itself
+                mask = segments_marker(lay)
+            else:
+                float_dtype = None if impl == "sdpa" else (model.dtype if model.dtype.is_floating_point
+                                                           else torch.float32)
+                mask = _shared_mask(lay, packed_w, dev, float_dtype)
             hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
             sel_h.append(hidden[torch.cat(rows_h), torch.cat(pos_h)])
         h = torch.cat(sel_h).to(head.weight.device)
@@ -453,6 +500,15 @@ def set_expandable_segments(enabled: bool = True) -> bool:
         return False
 
 
+def apply_long_levers(model, mlp_tile_tokens: int | None, segmented_attention: bool) -> None:
+    """The long-document levers, in place on `model` (a PeftModel or a bare model): tiled MLPs and the
+    segmented attention. Shared by stage A and stage B."""
+    if mlp_tile_tokens:
+        tile_mlps(model, int(mlp_tile_tokens))
+    if segmented_attention:
+        use_segmented_attention(_base_of(model))
+
+
 class HalluguardDPOTrainer(DPOTrainer):
     """TRL 1.16 DPOTrainer with halluguard's memory levers. The loss code is TRL's; see the module
     docstring. `ref_precompute_seconds` holds the time the cached reference took (0 if none);
@@ -473,6 +529,9 @@ class HalluguardDPOTrainer(DPOTrainer):
 
                 # Module constant read at call time by TRL's fused LM head.
                 trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = int(config.logp_chunk_size)
+            if not isinstance(model, str):
+                apply_long_levers(model, config.mlp_tile_tokens,
+                                  bool(config.segmented_attention and config.share_prompt))
             if config.embeddings_on_cpu and not isinstance(model, str):
                 if kwargs.get("peft_config") is not None or hasattr(model, "peft_config"):
                     # Under LoRA the table is frozen; PEFT would freeze it a moment later anyway.

@@ -6,6 +6,12 @@
 Rows become TRL conversational prompt-completion examples: prompt = the user turn of
 `summary_messages(document)`, completion = the assistant turn with the reference summary. With
 `completion_only_loss: true` TRL masks the prompt tokens, so the loss is on the summary only.
+
+Long documents: `memory_profile: long` (HalluguardSFTConfig) turns on gradient checkpointing,
+activation offloading, the input embeddings in CPU memory, MLPs tiled along the sequence
+(`mlp_tile_tokens`, see halluguard.train.tiling), 8-bit Adam and expandable segments. TRL 1.16 already
+computes the loss in token x vocabulary tiles on the summary tokens only (its fused LM head), so no
+[seq, vocab] logits exist either way. The loss and gradients are stock TRL's (tests/test_training.py).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trl import SFTConfig, SFTTrainer
 
 from halluguard.train.common import (
     ModelArguments,
@@ -49,6 +57,69 @@ class SFTArguments(ModelArguments):
     summary_column: str = field(default="summary", metadata={"help": "Column with the reference summary."})
 
 
+SFT_PROFILES = ("stock", "long")
+SFT_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "stock": {},
+    "long": {
+        "gradient_checkpointing": True,
+        "activation_offloading": True,
+        "embeddings_on_cpu": True,
+        "mlp_tile_tokens": 4096,
+        "expandable_segments": True,
+        "optim": "adamw_8bit",
+    },
+}
+
+
+@dataclass
+class HalluguardSFTConfig(SFTConfig):
+    """TRL's SFTConfig plus the long-document levers of stage A (the same ones stage B's `long` uses)."""
+
+    memory_profile: str = field(
+        default="stock",
+        metadata={"help": "'stock' (TRL defaults) or 'long' (checkpointing + activation offloading + embeddings on "
+                          "CPU + tiled MLP + 8-bit Adam: 16k-64k-token documents). Explicit fields override it.",
+                  "choices": list(SFT_PROFILES)},
+    )
+    embeddings_on_cpu: bool | None = field(
+        default=None, metadata={"help": "Keep the (frozen) input embedding table in CPU memory."})
+    mlp_tile_tokens: int | None = field(
+        default=None, metadata={"help": "Run every decoder MLP this many tokens at a time (DeepSpeed's TiledMLP). "
+                                        "Same loss and gradients. None: off."})
+    expandable_segments: bool | None = field(
+        default=None, metadata={"help": "CUDA allocator with expandable segments (less fragmentation)."})
+
+    def __post_init__(self):
+        from halluguard.train.dpo import apply_profile
+
+        if self.memory_profile not in SFT_PROFILES:
+            raise ValueError(f"memory_profile must be one of {SFT_PROFILES}, got {self.memory_profile!r}")
+        apply_profile(self, SFTConfig, SFT_PROFILE_SETTINGS[self.memory_profile])
+        if self.mlp_tile_tokens is not None and self.mlp_tile_tokens < 1:
+            raise ValueError(f"mlp_tile_tokens must be >= 1 or None, got {self.mlp_tile_tokens}")
+        super().__post_init__()
+
+
+class HalluguardSFTTrainer(SFTTrainer):
+    """TRL 1.16 SFTTrainer with the levers of HalluguardSFTConfig (a plain SFTConfig means stock)."""
+
+    def __init__(self, model, *args, **kwargs):
+        from halluguard.train.dpo import apply_long_levers, offload_input_embeddings, set_expandable_segments
+
+        config = kwargs.get("args", args[0] if args else None)
+        self.embeddings_offloaded = False
+        if isinstance(config, HalluguardSFTConfig) and not isinstance(model, str):
+            if config.expandable_segments:
+                set_expandable_segments(True)
+            apply_long_levers(model, config.mlp_tile_tokens, segmented_attention=False)
+            if config.embeddings_on_cpu:
+                if kwargs.get("peft_config") is not None or hasattr(model, "peft_config"):
+                    self.embeddings_offloaded = offload_input_embeddings(model, freeze=True)
+                else:
+                    logger.warning("embeddings_on_cpu ignored: full fine-tuning trains the embedding table")
+        super().__init__(model, *args, **kwargs)
+
+
 def to_prompt_completion(ds, args: SFTArguments):
     """Map (document, summary) rows to TRL's conversational prompt-completion format."""
     def row(r: dict[str, Any]) -> dict[str, Any]:
@@ -59,16 +130,15 @@ def to_prompt_completion(ds, args: SFTArguments):
 
 
 def make_parser():
-    from trl import SFTConfig, TrlParser
+    from trl import TrlParser
 
-    return TrlParser((SFTArguments, SFTConfig))
+    return TrlParser((SFTArguments, HalluguardSFTConfig))
 
 
 def run(args: SFTArguments, cfg, callbacks: list | None = None) -> dict[str, Any]:
     """Train stage A; returns {"output_dir", "global_step", "train_loss", "lora_changed", ...}.
     `callbacks`: extra transformers TrainerCallbacks."""
     from transformers.trainer_utils import IntervalStrategy
-    from trl import SFTTrainer
 
     if not args.train_file:
         raise ValueError("train_file is required")
@@ -89,7 +159,7 @@ def run(args: SFTArguments, cfg, callbacks: list | None = None) -> dict[str, Any
     require_chat_template(tok, "stage A (SFT)")
     train = drop_overlong(train, tok, cfg.max_length, "train")
     evald = drop_overlong(evald, tok, cfg.max_length, "eval") if evald is not None else None
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=train, eval_dataset=evald, processing_class=tok,
+    trainer = HalluguardSFTTrainer(model=model, args=cfg, train_dataset=train, eval_dataset=evald, processing_class=tok,
                          peft_config=peft_cfg, callbacks=[make_metrics_callback(cfg.output_dir), *(callbacks or [])])
     before = lora_state(trainer.model)
     resume = resolve_checkpoint(cfg.output_dir, cfg.resume_from_checkpoint, args.auto_resume)
