@@ -11,10 +11,26 @@
     with adapter_disabled(model):          # e.g. the reference pass of a DPO reward
         ...
 
+    model, tok = load_model("KRLabsOrg/lettucedect-base-modernbert-en-v1", head="token-cls",
+                            quantization="none")                        # a token classifier
+    model, tok = load_model("lytang/MiniCheck-RoBERTa-Large", head="seq-cls", quantization="none")
+
 Quantization is a value ("nf4" | "int8" | "none") so tests and CPU users can turn it off. When
 bitsandbytes cannot quantize here the loader raises `QuantizationUnavailable` with the reason; it
 loads unquantized instead only when `allow_fallback=True`, and then logs a warning saying so.
 Weights are loaded from safetensors only (no pickle), and `trust_remote_code` is off unless asked.
+
+`head` picks the model class: "causal-lm" (generators, judges, the DPO scorer), "seq-cls" (NLI /
+HHEM / MiniCheck pair classifiers) or "token-cls" (LettuceDetect-style span detectors). Classifier
+heads keep their classification layers in full precision when the body is 4-/8-bit, and their
+tokenizer keeps its own padding side and token type ids (a causal LM's is set up for batched
+generation instead).
+
+Hub ids are looked up in the local Hugging Face cache first and loaded from there without touching
+the network. An id that is not cached fails within a few seconds (`HubUnavailable`, which says how to
+point at a local folder) when HF_HUB_OFFLINE is set or the hub does not answer a short probe
+(HALLUGUARD_HUB_TIMEOUT seconds, default 3; 0 turns the probe off), instead of transformers'
+retries (about 50 s).
 """
 
 from __future__ import annotations
@@ -38,6 +54,15 @@ DEFAULT_VERIFIER_BASE = "HuggingFaceTB/SmolLM3-3B"
 
 QUANTIZATIONS = ("nf4", "int8", "none")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+HEADS = ("causal-lm", "seq-cls", "token-cls")
+_HEAD_ALIASES = {
+    "causal": "causal-lm", "lm": "causal-lm", "causal_lm": "causal-lm", "generator": "causal-lm",
+    "seq_cls": "seq-cls", "sequence-classification": "seq-cls", "seq-classification": "seq-cls",
+    "classifier": "seq-cls", "token_cls": "token-cls", "token-classification": "token-cls",
+}
+# Classification heads stay in full precision under 4-/8-bit: they are tiny, their few outputs are the
+# score, and bitsandbytes' CPU kernels need output sizes a 2- or 3-way head does not have.
+_CLASSIFIER_MODULES = ["classifier", "score", "pooler", "out_proj"]
 
 # Weight files we refuse: they are unpickled on load and can run arbitrary code.
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -49,12 +74,20 @@ class QuantizationUnavailable(ValueError):
     """The requested quantization cannot run here (bitsandbytes missing or failing) and fallback is off."""
 
 
+class HubUnavailable(FileNotFoundError):
+    """A hub id that is not in the local cache while the hub cannot be reached (offline, or no answer)."""
+
+
 @dataclass
 class ModelSpec:
     """What to load. Every field can also be passed to `load_model` as a keyword override."""
 
     model: str
     """Hub id (``owner/name``) or a local directory saved with ``save_pretrained``."""
+
+    head: str = "causal-lm"
+    """Which model class to load: ``"causal-lm"`` (text generation), ``"seq-cls"`` (a sequence classifier,
+    e.g. NLI / HHEM / MiniCheck) or ``"token-cls"`` (a token classifier, e.g. LettuceDetect)."""
 
     quantization: str = "nf4"
     """``"nf4"``: 4-bit NormalFloat, double quantization, bf16 compute (fp16 on GPUs without bf16);
@@ -98,6 +131,11 @@ class ModelSpec:
         if not isinstance(self.model, (str, os.PathLike)) or not str(self.model).strip():
             raise ValueError(f"model must be a hub id or a local path, got {self.model!r}")
         self.model = str(self.model)
+        h = str(self.head).strip().lower()
+        h = _HEAD_ALIASES.get(h, h)
+        if h not in HEADS:
+            raise ValueError(f"unknown model head {self.head!r}; choose one of {', '.join(HEADS)}")
+        self.head = h
         q = str(self.quantization).lower()
         q = {"4bit": "nf4", "bnb.nf4": "nf4", "8bit": "int8", "bnb.int8": "int8", "bf16": "none"}.get(q, q)
         if q not in QUANTIZATIONS:
@@ -221,14 +259,16 @@ def _resolve_source(name: str, what: str = "model") -> tuple[str, bool]:
     return name, False
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- tokenizers
 
 
-def load_tokenizer(name: str, *, trust_remote_code: bool = False, revision: str | None = None):
+def load_tokenizer(name: str, *, trust_remote_code: bool = False, revision: str | None = None,
+                   local_files_only: bool = False):
     """A tokenizer ready for batched generation: left padding, a pad token (eos when missing)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision)
+    kw = {"local_files_only": True} if local_files_only else {}
+    tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, revision=revision, **kw)
     prepare_tokenizer(tok)
     return tok
 
@@ -246,10 +286,13 @@ def prepare_tokenizer(tok):
     return tok
 
 
-def _quantization_config(quant: str, compute_dtype, quant_storage: str | None = None):
+def _quantization_config(quant: str, compute_dtype, quant_storage: str | None = None, head: str = "causal-lm"):
     import torch
     from transformers import BitsAndBytesConfig
 
+    # A classifier's head stays in full precision (see _CLASSIFIER_MODULES); a causal LM's lm_head is
+    # left to transformers, which keeps it unquantized by itself.
+    skip = {"llm_int8_skip_modules": list(_CLASSIFIER_MODULES)} if head != "causal-lm" else {}
     if quant == "nf4":
         extra = {"bnb_4bit_quant_storage": getattr(torch, quant_storage)} if quant_storage else {}
         return BitsAndBytesConfig(
@@ -258,23 +301,122 @@ def _quantization_config(quant: str, compute_dtype, quant_storage: str | None = 
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute_dtype,
             **extra,
+            **skip,
         )
-    return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_8bit=True, **skip)
 
 
-def load_model(spec_or_id: ModelSpec | str | Mapping[str, Any], **overrides: Any) -> tuple[Any, Any]:
-    """Load (model, tokenizer) from a `ModelSpec`, a hub id / path, or a dict of ModelSpec fields.
+# --------------------------------------------------------------------------- the hub, offline first
 
-    Keyword overrides replace spec fields: ``load_model(spec, quantization="none")``.
-    Raises FileNotFoundError (missing local path), ValueError (bad spec, pickle-only weights,
-    unknown adapter), QuantizationUnavailable (4/8-bit impossible here and allow_fallback=False).
-    The returned model is in eval mode and carries ``model.halluguard_spec`` (the effective spec,
-    with quantization "none" after a fallback).
-    """
-    spec = _to_spec(spec_or_id, overrides)
-    import torch  # noqa: F401 - heavy imports only once a model is really loaded
-    from transformers import AutoModelForCausalLM
 
+def _hub_cached(repo_id: str, revision: str | None) -> bool:
+    """True when `repo_id`'s config.json is in the local Hugging Face cache (so it was downloaded once)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+    except Exception:  # noqa: BLE001 - an odd id or cache layout: treat as not cached
+        return False
+
+
+def _offline_reason() -> str | None:
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return f"{var}=1 is set"
+    try:
+        from huggingface_hub import constants
+
+        if constants.HF_HUB_OFFLINE:  # read once when huggingface_hub was imported
+            return "HF_HUB_OFFLINE was set when huggingface_hub was imported"
+    except ImportError:  # pragma: no cover - a transformers dependency
+        pass
+    return None
+
+
+def _hub_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        default = constants.ENDPOINT
+    except ImportError:  # pragma: no cover
+        default = "https://huggingface.co"
+    return (os.environ.get("HF_ENDPOINT") or default).rstrip("/")
+
+
+_PROBES: dict[str, tuple[float, str | None]] = {}  # endpoint -> (when, why unreachable or None)
+
+
+def _probe_hub(endpoint: str, timeout: float) -> str | None:
+    """None when `endpoint` answers HTTP within `timeout` seconds, else why not. Any HTTP status counts
+    as an answer. Runs in a thread so a hanging DNS lookup cannot outlast the timeout; proxies from the
+    environment apply (urllib). Remembered for 60 s, so a model and its tokenizer probe once."""
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    hit = _PROBES.get(endpoint)
+    if hit and time.monotonic() - hit[0] < 60:
+        return hit[1]
+    out: dict[str, str | None] = {}
+
+    def go() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+            out["why"] = None
+        except urllib.error.HTTPError:
+            out["why"] = None  # it answered
+        except Exception as e:  # noqa: BLE001 - DNS, refused, timeout, TLS: all mean "cannot use it now"
+            out["why"] = f"{endpoint} cannot be reached ({type(e).__name__}: {e})"
+
+    t = threading.Thread(target=go, daemon=True, name="halluguard-hub-probe")
+    t.start()
+    t.join(timeout + 0.5)
+    why = f"{endpoint} did not answer within {timeout:g} s" if t.is_alive() else out.get("why")
+    _PROBES[endpoint] = (time.monotonic(), why)
+    return why
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the hub cannot be used right now (offline flag, or no answer to a short probe), or None."""
+    why = _offline_reason()
+    if why:
+        return why
+    try:
+        timeout = float(os.environ.get("HALLUGUARD_HUB_TIMEOUT", "3"))
+    except ValueError:
+        raise ValueError(f"HALLUGUARD_HUB_TIMEOUT must be a number of seconds, got "
+                         f"{os.environ['HALLUGUARD_HUB_TIMEOUT']!r}") from None
+    return _probe_hub(_hub_endpoint(), timeout) if timeout > 0 else None
+
+
+def _unavailable(repo_id: str, why: str, partly: bool = False) -> HubUnavailable:
+    name = repo_id.rsplit("/", 1)[-1]
+    where = "only partly in" if partly else "not in"
+    return HubUnavailable(
+        f"cannot load {repo_id!r}: it is {where} the local Hugging Face cache and the hub cannot be used "
+        f"({why}). Download it once where there is internet (`hf download {repo_id} --local-dir models/{name}`) "
+        f"and pass that folder instead of the hub id (e.g. --model models/{name}), or set HF_HOME to a cache "
+        "that holds it."
+    )
+
+
+def hub_cache_only(repo_id: str, revision: str | None = None) -> bool:
+    """Whether to load hub id `repo_id` from the local cache only (True) or let transformers download it
+    (False). Raises `HubUnavailable` within a few seconds when it is not cached and the hub is unusable."""
+    if _hub_cached(repo_id, revision):
+        return True
+    why = hub_unreachable_reason()
+    if why:
+        raise _unavailable(repo_id, why)
+    return False
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _check_sources(spec: ModelSpec) -> tuple[str, bool, dict[str, str]]:
+    """(model path or hub id, is_local, adapter name -> path), after the safety checks on local dirs."""
     source, local = _resolve_source(spec.model)
     if local:
         check_weights_dir(Path(source))
@@ -284,23 +426,30 @@ def load_model(spec_or_id: ModelSpec | str | Mapping[str, Any], **overrides: Any
         if is_local:
             _check_adapter_dir(Path(p), name)
         adapter_dirs[name] = p
+    return source, local, adapter_dirs
 
-    cuda, _ = _cuda_info()
-    if spec.quantization != "none":
-        ok, why = quantization_available(spec.quantization)
-        if not ok:
-            if not spec.allow_fallback:
-                raise QuantizationUnavailable(
-                    f"cannot load {spec.model} in {spec.quantization}: {why}. Pass allow_fallback=True "
-                    "(--allow-fallback) to load it unquantized instead, or quantization='none'."
-                )
-            logger.warning("%s unavailable (%s); loading %s UNQUANTIZED because allow_fallback=True",
-                           spec.quantization, why, spec.model)
-            spec = dataclasses.replace(spec, quantization="none")
-        elif not cuda:
-            logger.warning("no CUDA GPU: loading %s in %s on the CPU with bitsandbytes' CPU kernels (slow "
-                           "for large models)", spec.model, spec.quantization)
 
+def _settle_quantization(spec: ModelSpec, cuda: bool) -> ModelSpec:
+    """The spec with the quantization that will really run: raise, or fall back when allowed."""
+    if spec.quantization == "none":
+        return spec
+    ok, why = quantization_available(spec.quantization)
+    if not ok:
+        if not spec.allow_fallback:
+            raise QuantizationUnavailable(
+                f"cannot load {spec.model} in {spec.quantization}: {why}. Pass allow_fallback=True "
+                "(--allow-fallback) to load it unquantized instead, or quantization='none'."
+            )
+        logger.warning("%s unavailable (%s); loading %s UNQUANTIZED because allow_fallback=True",
+                       spec.quantization, why, spec.model)
+        return dataclasses.replace(spec, quantization="none")
+    if not cuda:
+        logger.warning("no CUDA GPU: loading %s in %s on the CPU with bitsandbytes' CPU kernels (slow "
+                       "for large models)", spec.model, spec.quantization)
+    return spec
+
+
+def _from_pretrained_kwargs(spec: ModelSpec, local: bool, cuda: bool) -> dict[str, Any]:
     weights_dtype, compute_dtype = resolve_dtype(spec)
     kwargs: dict[str, Any] = dict(
         trust_remote_code=spec.trust_remote_code,
@@ -309,29 +458,85 @@ def load_model(spec_or_id: ModelSpec | str | Mapping[str, Any], **overrides: Any
     )
     if spec.revision and not local:
         kwargs["revision"] = spec.revision
-    if spec.device_map is not None:
+    # Classifiers go on one device unless there is a GPU to place them on: several encoder classes
+    # (and HHEM's remote code) cannot be dispatched with device_map="auto".
+    if spec.device_map is not None and (spec.head == "causal-lm" or cuda):
         kwargs["device_map"] = spec.device_map
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
     if spec.quantization != "none":
-        kwargs["quantization_config"] = _quantization_config(spec.quantization, compute_dtype, spec.quant_storage)
+        kwargs["quantization_config"] = _quantization_config(spec.quantization, compute_dtype,
+                                                             spec.quant_storage, spec.head)
+    return kwargs
 
+
+def _auto_class(head: str):
+    import transformers
+
+    return {"causal-lm": transformers.AutoModelForCausalLM,
+            "seq-cls": transformers.AutoModelForSequenceClassification,
+            "token-cls": transformers.AutoModelForTokenClassification}[head]
+
+
+def _load_weights(spec: ModelSpec, source: str, local: bool, cache_only: bool, kwargs: dict[str, Any]):
+    auto = _auto_class(spec.head)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        return auto.from_pretrained(source, **kwargs, **({"local_files_only": True} if cache_only else {}))
     except OSError as e:
         if local:
             raise
+        if cache_only:  # config cached, weights not (an interrupted download): fetch them if we can
+            why = hub_unreachable_reason()
+            if why:
+                raise _unavailable(spec.model, why, partly=True) from None
+            return _load_weights(spec, source, local, False, kwargs)
         raise FileNotFoundError(
             f"could not load {spec.model!r}: not a local directory, and the hub gave: {e}".splitlines()[0]
         ) from e
 
-    tok_name = spec.tokenizer or source
+
+def _load_model_tokenizer(spec: ModelSpec, source: str, local: bool, cache_only: bool):
+    """The tokenizer: prepared for generation (causal LMs); as saved (classifiers), or None when a
+    classifier's repository has none (HHEM brings its own inside the model)."""
+    name = source
     if spec.tokenizer:
-        tok_name, _ = _resolve_source(spec.tokenizer, what="tokenizer")
-    tokenizer = load_tokenizer(tok_name, trust_remote_code=spec.trust_remote_code,
-                               revision=spec.revision if not local else None)
+        name, tok_local = _resolve_source(spec.tokenizer, what="tokenizer")
+        cache_only = False if tok_local else hub_cache_only(name)
+    revision = spec.revision if not local and not spec.tokenizer else None
+    if spec.head == "causal-lm":
+        return load_tokenizer(name, trust_remote_code=spec.trust_remote_code, revision=revision,
+                              local_files_only=cache_only)
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=spec.trust_remote_code, revision=revision,
+                                             **({"local_files_only": True} if cache_only else {}))
+    except Exception:  # noqa: BLE001 - no tokenizer files; the caller decides whether it needs one
+        return None
+
+
+def load_model(spec_or_id: ModelSpec | str | Mapping[str, Any], **overrides: Any) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a `ModelSpec`, a hub id / path, or a dict of ModelSpec fields.
+
+    Keyword overrides replace spec fields: ``load_model(spec, quantization="none")``,
+    ``load_model(path, head="token-cls")``. Raises FileNotFoundError (missing local path),
+    `HubUnavailable` (a hub id neither cached nor downloadable now; within seconds), ValueError (bad
+    spec, pickle-only weights, unknown adapter), QuantizationUnavailable (4/8-bit impossible here and
+    allow_fallback=False). The returned model is in eval mode and carries ``model.halluguard_spec``
+    (the effective spec, with quantization "none" after a fallback). The tokenizer is None only for a
+    classifier whose repository has none.
+    """
+    spec = _to_spec(spec_or_id, overrides)
+    import torch  # noqa: F401 - heavy imports only once a model is really loaded
+
+    source, local, adapter_dirs = _check_sources(spec)
+    cuda, _ = _cuda_info()
+    spec = _settle_quantization(spec, cuda)
+    cache_only = False if local else hub_cache_only(spec.model, spec.revision)
+    model = _load_weights(spec, source, local, cache_only, _from_pretrained_kwargs(spec, local, cuda))
+    tokenizer = _load_model_tokenizer(spec, source, local, cache_only)
     gen = getattr(model, "generation_config", None)
-    if gen is not None and gen.pad_token_id is None:
+    if spec.head == "causal-lm" and gen is not None and gen.pad_token_id is None:
         gen.pad_token_id = tokenizer.pad_token_id
 
     if adapter_dirs:

@@ -2,6 +2,7 @@
 
     v = get_verifier("lite")                 # offline default, CPU
     v = get_verifier("nli", model="vectara/hallucination_evaluation_model")
+    v = get_verifier("span", preset="lettucedetect-base")   # token spans (presets: halluguard.verify.presets)
     v = get_verifier("judge", model="HuggingFaceTB/SmolLM3-3B", quantization="nf4")
     v = get_verifier("dpo-reward", model=BASE, adapter="runs/scorer")
 
@@ -20,6 +21,7 @@ from halluguard.verify.base import Verifier, validate_batch, validate_pair
 BACKENDS: dict[str, str] = {
     "lite": "halluguard.verify.lite:LiteVerifier",
     "nli": "halluguard.verify.nli:NLIVerifier",
+    "span": "halluguard.verify.span:SpanVerifier",
     "judge": "halluguard.verify.judge:JudgeVerifier",
     "dpo-reward": "halluguard.verify.dpo_reward:DPORewardVerifier",
 }

@@ -370,6 +370,7 @@ def load_causal_lm(
 def load_classifier(
     model: str,
     *,
+    head: str = "seq-cls",
     quantization: str = "none",
     dtype: str = "auto",
     device_map: str | dict | None = "auto",
@@ -377,76 +378,20 @@ def load_classifier(
     allow_fallback: bool = False,
     revision: str | None = None,
 ):
-    """(model, tokenizer or None) for a sequence-classification model (NLI / HHEM / MiniCheck).
+    """(model, tokenizer or None) for a classifier: ``head="seq-cls"`` (NLI / HHEM / MiniCheck) or
+    ``"token-cls"`` (LettuceDetect-style span detectors).
 
-    Same rules as `halluguard.loading.load_model` (which loads causal LMs): safetensors only,
-    `trust_remote_code` off unless asked, 4-/8-bit only where bitsandbytes runs (else an error, or
-    unquantized with `allow_fallback`). The tokenizer is None when the repository has none (HHEM
-    carries its own inside the model).
+    Loaded by `halluguard.loading.load_model` with its rules: safetensors only, `trust_remote_code`
+    off unless asked, 4-/8-bit only where bitsandbytes runs (else an error, or unquantized with
+    `allow_fallback`) with the classification head kept in full precision, the local cache first and a
+    quick failure when a hub id is not cached and the hub cannot be reached. The tokenizer is None when
+    the repository has none (HHEM carries its own inside the model).
     """
-    import logging
-    import os
+    from halluguard.loading import ModelSpec, load_model
 
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from halluguard import loading as L
-
-    spec = L.ModelSpec(model=model, quantization=quantization, dtype=dtype, device_map=device_map,
-                       trust_remote_code=trust_remote_code, allow_fallback=allow_fallback, revision=revision)
-    local_path = Path(os.path.expanduser(spec.model))
-    local = local_path.exists()
-    if local:
-        if not local_path.is_dir():
-            raise NotADirectoryError(f"model path {model} is a file; give the directory written by save_pretrained")
-        L.check_weights_dir(local_path)
-    elif L.looks_like_local_path(spec.model):
-        raise FileNotFoundError(f"model path {model} does not exist (and is not a hub id like 'owner/name')")
-    if spec.quantization != "none":
-        ok, why = L.quantization_available(spec.quantization)
-        if not ok:
-            if not spec.allow_fallback:
-                raise L.QuantizationUnavailable(f"cannot load {model} in {spec.quantization}: {why}; pass "
-                                                "allow_fallback=True or quantization='none'")
-            logging.getLogger(__name__).warning("%s unavailable (%s): loading %s UNQUANTIZED", spec.quantization,
-                                                why, model)
-            spec.quantization = "none"
-    weights_dtype, compute_dtype = L.resolve_dtype(spec)
-    kw: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code, "use_safetensors": True, "dtype": weights_dtype}
-    if spec.revision and not local:
-        kw["revision"] = spec.revision
-    if spec.quantization != "none":
-        kw["quantization_config"] = _quant_config(spec.quantization, compute_dtype)
-    if spec.device_map is not None and torch.cuda.is_available():
-        kw["device_map"] = spec.device_map
-    src = str(local_path) if local else spec.model
-    try:
-        m = AutoModelForSequenceClassification.from_pretrained(src, **kw)
-    except OSError as e:
-        if local:
-            raise
-        raise FileNotFoundError(f"could not load {model!r}: {str(e).splitlines()[0]}") from e
-    try:
-        tok = AutoTokenizer.from_pretrained(src, trust_remote_code=spec.trust_remote_code,
-                                            **({"revision": spec.revision} if spec.revision and not local else {}))
-    except Exception:  # noqa: BLE001 - e.g. HHEM's repository has no tokenizer; the model brings its own
-        tok = None
-    m.eval()
-    return m, tok
-
-
-# Classification heads stay in full precision: they are tiny, their few outputs are the score, and
-# bitsandbytes' CPU kernels need output sizes a 2- or 3-way head does not have.
-_HEAD_MODULES = ["classifier", "score", "pooler", "out_proj"]
-
-
-def _quant_config(quantization: str, compute_dtype):
-    from transformers import BitsAndBytesConfig
-
-    if quantization == "nf4":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=_HEAD_MODULES)
-    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=_HEAD_MODULES)
+    spec = ModelSpec(model=model, head=head, quantization=quantization, dtype=dtype, device_map=device_map,
+                     trust_remote_code=trust_remote_code, allow_fallback=allow_fallback, revision=revision)
+    return load_model(spec)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
     v = get_verifier("nli", model="microsoft/deberta-large-mnli")             # 3-way MNLI head
     v = get_verifier("nli", model="vectara/hallucination_evaluation_model",   # HHEM-2.1-open runs its
                      trust_remote_code=True)                                  # own code: opt in
+    v = get_verifier("nli", preset="minicheck-roberta-large")   # presets: halluguard.verify.presets
     report = v.verify(source, summary)
 
 Each summary sentence is the hypothesis; the source, cut into chunks of at most `chunk_tokens` tokens
@@ -111,6 +112,8 @@ class NLIVerifier(Verifier):
 
     Args:
         model: hub id, local path, or an already loaded `PreTrainedModel` (then pass `tokenizer`).
+        preset: a name from `halluguard.verify.presets` (hhem-2.1-open, minicheck-roberta-large, ...)
+            filling model, revision, threshold and support_label; explicit arguments win.
         tokenizer: tokenizer for a pre-loaded model (HHEM-style models carry their own).
         support_label: index or name of the "supported" output; default: read from `config.id2label`.
         threshold: sentence/summary P(hallucinated) >= threshold -> unsupported / hallucinated.
@@ -133,9 +136,10 @@ class NLIVerifier(Verifier):
         self,
         model: Any = None,
         *,
+        preset: str | None = None,
         tokenizer: Any = None,
         support_label: int | str | None = None,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         chunk_tokens: int | None = None,
         chunk_overlap: int = 64,
         batch_size: int = 16,
@@ -148,11 +152,19 @@ class NLIVerifier(Verifier):
         trust_remote_code: bool = False,
         revision: str | None = None,
     ) -> None:
+        from halluguard.verify.presets import apply_preset
+
+        self.preset, a = apply_preset(self.name, preset, dict(
+            model=model, threshold=threshold, revision=revision, support_label=support_label,
+            trust_remote_code=trust_remote_code))
+        model, revision, support_label = a["model"], a["revision"], a["support_label"]
+        threshold = 0.5 if a["threshold"] is None else a["threshold"]
         if model is None or (isinstance(model, str) and not model.strip()):
             raise ValueError(
                 "the nli backend needs a model: a hub id or local path of a (premise, hypothesis) classifier, "
                 "e.g. lytang/MiniCheck-RoBERTa-Large, microsoft/deberta-large-mnli, or "
-                "vectara/hallucination_evaluation_model (with trust_remote_code=True)"
+                "vectara/hallucination_evaluation_model (with trust_remote_code=True); or a preset: "
+                "preset='minicheck-roberta-large'"
             )
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -165,12 +177,17 @@ class NLIVerifier(Verifier):
         self.batch_size = max(1, int(batch_size))
         self.chunk_overlap = max(0, int(chunk_overlap))
         if isinstance(model, str):
+            from halluguard.loading import HubUnavailable
+            from halluguard.verify.presets import preset_hint
+
             self.model_name = model
             try:
                 self.model, tok = load_classifier(
                     model, quantization=quantization, dtype=dtype, device_map=device_map,
                     allow_fallback=allow_fallback, trust_remote_code=trust_remote_code, revision=revision,
                 )
+            except HubUnavailable as e:
+                raise preset_hint(self.preset, e) from None
             except ValueError as e:
                 if "trust_remote_code" in str(e) and not trust_remote_code:
                     raise ValueError(
@@ -339,7 +356,8 @@ class NLIVerifier(Verifier):
                     scores.append(1.0 - support)
                 reports.append(build_report(
                     self.name, sents, scores, self.threshold, evidence=evidence,
-                    extra={"model": self.model_name, "chunks": len(chunks), "support_label": self.label_source},
+                    extra={"model": self.model_name, "chunks": len(chunks), "support_label": self.label_source,
+                           **({"preset": self.preset.name} if self.preset else {})},
                 ))
             if progress is not None:
                 progress(len(reports), total)
