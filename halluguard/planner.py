@@ -223,6 +223,8 @@ class StageBSettings:
     logp_chunk_size: int | None = None  # vocabulary tile of the fused log-prob head (None: TRL's 32768)
     optimizer: str = "adamw"  # adamw | adamw_8bit
     expandable_segments: bool = False
+    gpus: int = 1  # data-parallel GPUs; the estimate is per GPU (see with_gpus)
+    strategy: str = "ddp"  # ddp | zero3 (used when gpus > 1)
 
     @classmethod
     def profile(cls, name: str, **overrides) -> StageBSettings:
@@ -306,6 +308,59 @@ def _head_bytes(shape: ModelShape, completion_tokens: int, grad: bool, vocab_chu
     return tile * (2 if grad else 1) + hidden
 
 
+# ---------------------------------------------------------------------------------------------------
+# More than one GPU (data parallel). `pairs` stays per GPU; every estimate is the peak of ONE GPU.
+STRATEGIES = ("ddp", "zero3")
+
+
+def with_gpus(settings: StageBSettings, gpus: int, strategy: str = "ddp") -> StageBSettings:
+    """`settings` run on `gpus` GPUs under `strategy` (ddp: training/accelerate/ddp.yaml, zero3: zero3.yaml)."""
+    if gpus < 1:
+        raise ValueError(f"--gpus must be >= 1, got {gpus}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if gpus > 1 and strategy == "zero3" and settings.quantization == "int8":
+        raise ValueError("ZeRO-3 cannot shard 8-bit (LLM.int8) weights: use nf4 (stored as bf16) or none")
+    return dataclasses.replace(settings, gpus=gpus, strategy=strategy)
+
+
+def _per_gpu_parts(shape: ModelShape, s: StageBSettings, parts: dict, lora: int, lora_b: int) -> None:
+    """Turn a one-GPU estimate (`parts`, bytes, changed in place) into one GPU's share on `s.gpus` GPUs.
+
+    DDP: each GPU holds the whole one-GPU step, plus DDP's all-reduce buckets, a copy of every trainable
+    gradient (the Trainer leaves gradient_as_bucket_view off). ZeRO-3 (zero3_ds.json): every parameter
+    is split over the GPUs; the 4-bit values (stored as bf16) and the bf16 embeddings/head shrink to 1/N,
+    while the NF4 scales (bitsandbytes' quant state, not a parameter) stay whole; LoRA weights, their
+    gradients and the optimizer's fp32 master copy + states (DeepSpeed's mixed precision) are split too.
+    Added back: the layers gathered at a time (the current one and one prefetched) or the gathered LM
+    head, whichever is larger, and the reduce bucket (hidden^2 bf16 elements, "auto" in zero3_ds.json).
+    NCCL's own buffers are outside PyTorch's allocator, so `max_memory_reserved` (what this estimates)
+    does not see them; nvidia-smi shows a few hundred MiB more per GPU."""
+    n = s.gpus
+    if n <= 1:
+        return
+    if s.strategy == "ddp":
+        parts["ddp_grad_buckets"] = lora * lora_b
+        return
+    layer_params = shape.linear_params // shape.layers
+    if s.quantization == "nf4":
+        packed = 0.5  # bytes per weight of the 4-bit values; the rest of nf4_bytes is the quant state
+        parts["linear_weights"] = shape.linear_params * (packed / n + CAL["nf4_bytes"] - packed)
+    else:
+        packed = 2.0
+        parts["linear_weights"] = shape.linear_params * packed / n
+    head = 0.0
+    for key in ("embed", "lm_head", "embed_and_head"):
+        if parts.get(key):
+            head = max(head, parts[key])
+            parts[key] /= n
+    opt_b = 2 if s.optimizer == "adamw_8bit" else 8
+    parts["lora_params_grads"] = lora * lora_b * 2 / n
+    parts["optimizer"] = lora * (4 + opt_b) / n
+    parts["zero3_gathered"] = max(2 * layer_params * packed, head)
+    parts["zero3_reduce_bucket"] = shape.hidden**2 * 2
+
+
 def estimate_train_step(shape: ModelShape, seq: int, pairs: int = 1, settings: StageBSettings | None = None,
                         completion_frac: float = 0.25, preference: bool = True, label: str = "") -> Estimate:
     """Peak of one training step. preference=True: DPO (2 sequences per pair); False: SFT (1 per example)."""
@@ -354,6 +409,7 @@ def estimate_train_step(shape: ModelShape, seq: int, pairs: int = 1, settings: S
         parts["logprob_head"] = fwd_tokens * shape.vocab * CAL["full_logits_bytes"]
     ref_work = _layer_work(shape, fwd_tokens, grad=False) if (preference and not s.cached_reference) else 0.0
     parts["layer_working_set"] = max(work, ref_work)
+    _per_gpu_parts(shape, s, parts, lora, lora_b)
     parts["fixed"] = CAL["fixed_gib"] * GIB
     total = sum(parts.values()) * (CAL["frag_expandable"] if s.expandable_segments else CAL["frag"])
     out = {k: v / GIB for k, v in parts.items()}
@@ -402,9 +458,10 @@ def max_seq_that_fits(shape: ModelShape, gpu_gb: float, pairs: int, settings: St
 
 
 # ---------------------------------------------------------------------------------------------------
-def _stage_b_options(shape: ModelShape, seq: int, batch: int, gpu_gb: float, base_name: str) -> list[dict]:
-    """Each lever applied alone to `base_name`'s settings, with its computed peak."""
-    base = StageBSettings.profile(base_name)
+def _stage_b_options(shape: ModelShape, seq: int, batch: int, gpu_gb: float, base_name: str,
+                     gpus: int = 1, strategy: str = "ddp") -> list[dict]:
+    """Each lever applied alone to `base_name`'s settings, with its computed peak (per GPU)."""
+    base = StageBSettings.profile(base_name, gpus=gpus, strategy=strategy)
     base_est = estimate_train_step(shape, seq, batch, base)
     rows = []
 
@@ -449,9 +506,10 @@ def _stage_b_options(shape: ModelShape, seq: int, batch: int, gpu_gb: float, bas
 
 
 def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: int = 1, lora_r: int = 16,
-         scorer_model: str = DEFAULT_SCORER, baseline: str = "stock") -> dict:
+         scorer_model: str = DEFAULT_SCORER, baseline: str = "stock", gpus: int = 1, strategy: str = "ddp") -> dict:
     """Estimate every stage's peak for `model` and what to change to fit `gpu_gb`. Returns a dict
-    (the CLI prints it as a table or JSON)."""
+    (the CLI prints it as a table or JSON). With `gpus` > 1 every training estimate is per GPU under
+    `strategy` (ddp | zero3) and `batch` is per GPU."""
     if gpu_gb <= 0:
         raise ValueError(f"--gpu-gb must be > 0, got {gpu_gb}")
     if seq < 128:
@@ -461,7 +519,8 @@ def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: 
     if lora_r < 1:
         raise ValueError(f"--lora-r must be >= 1, got {lora_r}")
     shape = model if isinstance(model, ModelShape) else load_shape(model)
-    r = {"lora_r": lora_r}
+    with_gpus(StageBSettings(), gpus, strategy)  # checks --gpus / --strategy
+    r = {"lora_r": lora_r, "gpus": gpus, "strategy": strategy}
     stages = []
 
     def row(stage, est: Estimate, how=""):
@@ -487,7 +546,7 @@ def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: 
     except (FileNotFoundError, ValueError) as e:
         stages.append({"stage": "scorer", "how": str(e), "peak_gib": None, "fits": False})
     row("inference: 4-bit generation", estimate_inference(shape, seq, batch), f"batch {batch}, prompt {seq} + 256 new")
-    options = _stage_b_options(shape, seq, batch, gpu_gb, baseline)
+    options = _stage_b_options(shape, seq, batch, gpu_gb, baseline, gpus, strategy)
     fitting = [s for s in stages if s["stage"].startswith("B:") and s["fits"]]
     if fitting:
         best = min(fitting, key=lambda s: (s["stage"] != "B: DPO, halluguard fast", s["peak_gib"]))
@@ -497,6 +556,7 @@ def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: 
     return {
         "model": shape.name, "params_b": round(shape.total_params / 1e9, 2), "vocab": shape.vocab,
         "tied_embeddings": shape.tied, "gpu_gb": gpu_gb, "seq": seq, "batch": batch, "lora_r": lora_r,
+        "gpus": gpus, "strategy": strategy if gpus > 1 else "single",
         "stages": stages, "options_baseline": baseline, "options": options, "recommendation": rec,
         "note": "peak reserved GiB (torch.cuda.max_memory_reserved); add ~0.5 GiB CUDA context for nvidia-smi",
     }
@@ -559,7 +619,9 @@ def suggest_for_oom(model: str | ModelShape | Any, seq: int, gpu_gb: float, batc
 def _format(report: dict) -> str:
     out = [(f"{report['model']}: {report['params_b']}B params, vocab {report['vocab']}"
            f"{' (tied embeddings)' if report['tied_embeddings'] else ''}; seq {report['seq']}, batch "
-           f"{report['batch']}, LoRA r={report['lora_r']}, GPU {report['gpu_gb']:g} GiB"), ""]
+           f"{report['batch']}, LoRA r={report['lora_r']}, GPU {report['gpu_gb']:g} GiB"
+           + (f"; per GPU of {report['gpus']} under {report['strategy']}" if report.get("gpus", 1) > 1 else "")),
+           ""]
     out.append(f"{'stage':<42} {'peak GiB':>9}  fits  how")
     for s in report["stages"]:
         peak = "-" if s["peak_gib"] is None else f"{s['peak_gib']:.2f}"
@@ -580,7 +642,7 @@ def _format(report: dict) -> str:
 
 def _cmd_plan(args) -> int:
     report = plan(args.model, gpu_gb=args.gpu_gb, seq=args.seq, batch=args.batch, lora_r=args.lora_r,
-                  scorer_model=args.scorer, baseline=args.baseline)
+                  scorer_model=args.scorer, baseline=args.baseline, gpus=args.gpus, strategy=args.strategy)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -602,5 +664,9 @@ def register(subparsers) -> None:
     p.add_argument("--scorer", default=DEFAULT_SCORER, help=f"model of the DPO scorer (default {DEFAULT_SCORER})")
     p.add_argument("--baseline", default="stock", choices=["seed", "stock", "fit", "fast"],
                    help="stage-B setup the options are computed from (default stock)")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="data-parallel GPUs; estimates become per GPU and --batch is per GPU (default 1)")
+    p.add_argument("--strategy", default="ddp", choices=list(STRATEGIES),
+                   help="with --gpus > 1: ddp (a 4-bit copy per GPU) or zero3 (weights sharded); default ddp")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=_cmd_plan)
