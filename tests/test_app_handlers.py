@@ -328,7 +328,7 @@ def test_report_escapes_user_text():
     recs = [{"_row": 0, "id": "<b>x</b>", "score": 0.9, "label": "hallucinated",
              "summary": "<script>alert(1)</script> costs 9", "spans": [{"start": 33, "end": 34, "text": "9", "score": 0.9}]}]
     html = render_batch_report(recs, {"rows": 1, "hallucination_rate": 1.0, "threshold": 0.5},
-                               H.score_histogram(recs), {"cols": {"source": "s"}, "verifier": "lite"})
+                               {"cols": {"source": "s"}, "verifier": "lite"})
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;x" in html
     assert highlight_html("ab9", [{"start": 2, "end": 3, "score": 0.9}]).endswith("<mark title=\"unsupported (0.90)\">9</mark>")
 

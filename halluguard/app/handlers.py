@@ -572,5 +572,5 @@ def _write_outputs(run_dir: Path, records, m, hist, settings) -> list[str]:
         for r in records:
             w.writerow([json.dumps(r.get(k, "")) if k == "spans" else _cell(r.get(k, "")) for k in keys])
     html_path = run_dir / "report.html"
-    html_path.write_text(render_batch_report(records, m, hist, settings), encoding="utf-8")
+    html_path.write_text(render_batch_report(records, m, settings), encoding="utf-8")
     return [str(csv_path), str(jsonl), str(html_path)]

@@ -1,36 +1,38 @@
-"""Self-contained HTML report of a batch run: inline CSS and SVG, no scripts, no external assets,
-so it opens offline and can be dropped into a slide deck or mailed.
+"""Self-contained HTML report of a batch run: inline CSS and an inline matplotlib SVG, no scripts, no
+external assets, so it opens offline and can be dropped into a slide deck or mailed.
 
-    html = render_batch_report(records, metrics, histogram_frame, settings)
+    html = render_batch_report(records, metrics, settings)
+
+The page is the Jinja2 template halluguard/resources/templates/batch_report.html.j2 (autoescaped).
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from datetime import datetime, timezone
 from typing import Any
 
-import pandas as pd
+TEMPLATE = "batch_report.html.j2"
+_GOLD = {1: "hallucinated", 0: "faithful"}
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2937;padding:0 1rem}
-h1{font-size:1.6rem;margin-bottom:.2rem} .sub{color:#6b7280;margin-top:0}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
-.card{border:1px solid #e5e7eb;border-radius:10px;padding:.7rem 1rem;min-width:140px}
-.card b{display:block;font-size:1.4rem} .card span{color:#6b7280;font-size:.85rem}
-table{border-collapse:collapse;width:100%;font-size:.88rem;margin:.6rem 0 1.4rem}
-th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
-th{background:#f9fafb} mark{background:#fecaca;border-radius:3px;padding:0 2px}
-.hallucinated{color:#b91c1c;font-weight:600} .faithful{color:#15803d;font-weight:600} .error,.unknown{color:#6b7280}
-.bar{fill:#6366f1} svg text{font-size:11px;fill:#374151}
-"""
+
+@functools.lru_cache(maxsize=1)
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    # StrictUndefined: a name the template uses but the code forgot fails the test, not the user's page.
+    return Environment(loader=PackageLoader("halluguard", "resources/templates"), autoescape=True,
+                       undefined=StrictUndefined, keep_trailing_newline=True)
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
     if isinstance(v, float):
         return "–" if math.isnan(v) else f"{v:.3f}"
-    return html.escape(str(v))
+    return str(v)
 
 
 def highlight_html(text: str, spans: list[dict[str, Any]]) -> str:
@@ -48,59 +50,58 @@ def highlight_html(text: str, spans: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def histogram_svg(hist: pd.DataFrame, width: int = 560, height: int = 180) -> str:
-    """An inline SVG bar chart of the score histogram (frame with columns score, rows)."""
-    if hist is None or hist.empty:
+def histogram_svg(records: list[dict[str, Any]], threshold: float | None) -> str:
+    """The score histogram (stacked by gold label when the input had one) as an inline <svg>, or ""."""
+    from halluguard import plots
+
+    scored = [r for r in records if r.get("score") is not None]
+    if not scored:
         return ""
-    n, top = len(hist), max(1, int(hist["rows"].max()))
-    bw = (width - 40) / n
-    bars = []
-    for i, (label, count) in enumerate(zip(hist["score"], hist["rows"])):
-        h = (height - 40) * int(count) / top
-        x, y = 30 + i * bw, height - 25 - h
-        bars.append(f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" height="{h:.1f}"/>'
-                    f'<text x="{x + bw / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{int(count)}</text>'
-                    f'<text x="{x + bw / 2:.1f}" y="{height - 10}" text-anchor="middle">{html.escape(str(label))}</text>')
-    return (f'<svg role="img" aria-label="score histogram" width="{width}" height="{height}" '
-            f'xmlns="http://www.w3.org/2000/svg">{"".join(bars)}</svg>')
+    gold = [r.get("gold") for r in scored]
+    fig = plots.score_histogram([float(r["score"]) for r in scored], gold if any(g is not None for g in gold) else None,
+                                threshold=threshold)
+    return plots.figure_svg(fig)
 
 
-def render_batch_report(records: list[dict[str, Any]], metrics: dict[str, Any], hist: pd.DataFrame,
-                        settings: dict[str, Any], title: str = "halluguard batch report", max_rows: int = 500) -> str:
-    """The whole report as one HTML string."""
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    from markupsafe import Markup
+
+    label, gold = str(r.get("label", "")), r.get("gold")
+    return {"id": _fmt(r.get("id", r.get("_row"))), "label": label, "gold": _GOLD.get(gold, "–"), "gold_class": _GOLD.get(gold, "none"),
+            "disagree": gold in _GOLD and label in ("hallucinated", "faithful") and _GOLD[gold] != label,
+            "score": _fmt(r.get("score")),
+            "summary": Markup(highlight_html(str(r.get("summary", "")), r.get("spans") or [])),
+            "error": r.get("error")}
+
+
+def _cards(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     cards = [("rows", metrics.get("rows")), ("hallucination rate", metrics.get("hallucination_rate")),
              ("mean P(halluc.)", metrics.get("mean_score"))]
     for k, name in (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeLsum", "ROUGE-Lsum"), ("similarity", "similarity"),
                     ("balanced_accuracy", "balanced accuracy"), ("f1", "F1 (hallucinated)"), ("roc_auc", "ROC-AUC")):
         if k in metrics:
             cards.append((name, metrics[k]))
-    card_html = "".join(f'<div class="card"><b>{_fmt(v)}</b><span>{html.escape(n)}</span></div>' for n, v in cards)
-    cols = settings.get("cols", {})
-    setting_txt = ", ".join(f"{k}: {v}" for k, v in cols.items() if v)
-    setting_txt += f"; verifier {settings.get('verifier')}"
+    return [(n, _fmt(v)) for n, v in cards]
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}: {v}" for k, v in settings.get("cols", {}).items() if v)
+    text += f"; verifier {settings.get('verifier')}"
     if settings.get("generate"):
-        setting_txt += f"; summaries generated by {settings.get('generator')}"
-    rows_html = []
-    for r in records[:max_rows]:
-        label = str(r.get("label", ""))
-        rows_html.append(
-            f"<tr><td>{_fmt(r.get('id', r.get('_row')))}</td><td class=\"{html.escape(label)}\">{html.escape(label)}</td>"
-            f"<td>{_fmt(r.get('score')) if r.get('score') is not None else '–'}</td>"
-            f"<td>{highlight_html(str(r.get('summary', '')), r.get('spans', []))}"
-            f"{'<br><small>' + html.escape(r['error']) + '</small>' if r.get('error') else ''}</td></tr>")
-    more = f"<p class=sub>First {max_rows} of {len(records)} rows shown; all rows are in results.jsonl.</p>" if len(records) > max_rows else ""
-    errs = metrics.get("row_errors") or []
-    err_html = ("<h2>Row errors</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in errs) + "</ul>") if errs else ""
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style></head><body>
-<h1>{html.escape(title)}</h1><p class="sub">{html.escape(when)} · {html.escape(setting_txt)} · threshold {_fmt(float(metrics.get('threshold', 0.5)))}</p>
-<div class="cards">{card_html}</div>
-<h2>Score distribution</h2>{histogram_svg(hist)}
-{err_html}
-<h2>Rows</h2><p class="sub">Highlighted: spans the verifier found unsupported by the source (hover for the reason).</p>
-<table><thead><tr><th>id</th><th>label</th><th>P(halluc.)</th><th>summary</th></tr></thead><tbody>
-{''.join(rows_html)}</tbody></table>{more}
-</body></html>
-"""
+        text += f"; summaries generated by {settings.get('generator')}"
+    return text
+
+
+def render_batch_report(records: list[dict[str, Any]], metrics: dict[str, Any], settings: dict[str, Any],
+                        title: str = "halluguard batch report", max_rows: int = 500) -> str:
+    """The whole report as one HTML string. `records` are the batch's output records (score, label,
+    summary, spans, optional gold 1/0 and error); a gold column appears when any record has one."""
+    from markupsafe import Markup
+
+    threshold = float(metrics.get("threshold", 0.5))
+    return _environment().get_template(TEMPLATE).render(
+        title=title, when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        setting_text=_settings_text(settings), threshold=_fmt(threshold), cards=_cards(metrics),
+        histogram=Markup(histogram_svg(records, threshold)), row_errors=metrics.get("row_errors") or [],
+        has_gold=any(r.get("gold") is not None for r in records),
+        rows=[_row(r) for r in records[:max_rows]], hidden_rows=max(0, len(records) - max_rows))

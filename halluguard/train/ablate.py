@@ -7,7 +7,8 @@ Every variant is the stage-B recipe `base_config` with one (mode `one_at_a_time`
 (mode `grid`) of the factors changed, trained into `output_dir/<variant>/` and measured the same way:
 the trainer's held-out DPO metrics (eval_rewards/accuracies, margins, loss) and, when `eval_file` is
 given, the hallucination rate of greedy summaries by a verifier, ROUGE/similarity and preference
-accuracy on `preference_file`. Results: results.csv, results.md and one plot per factor. A variant
+accuracy on `preference_file`. Results: results.json (what the app's Results tab loads), results.csv,
+results.md, and per factor a figure of every metric against it (ablation_<factor>.png / .svg). A variant
 whose run_info.json exists is not trained again (nor measured again, for the same eval inputs), so a
 killed ablation resumes where it stopped.
 """
@@ -22,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from halluguard.train.common import DEFAULT_INSTRUCTION, plot_panels, write_csv
+from halluguard.train.common import DEFAULT_INSTRUCTION, write_csv
 
 logger = logging.getLogger("halluguard.train.ablate")
 
 # factor -> the stage-B flag it sets
 FACTORS = {"beta": "--beta", "learning_rate": "--learning_rate", "quantization": "--quantization",
            "train_size": "--max_train_samples"}
-_BITS = {"nf4": 4, "int8": 8, "none": 16}
+_BITS = {"nf4": 4, "int8": 8, "none": 16}  # the quantizations a variant may use
 METRICS = ("hallucination_rate", "eval_rewards/accuracies", "eval_rewards/margins", "eval_loss",
            "preference_accuracy", "mean_margin", "rouge1", "similarity")
 
@@ -163,10 +164,19 @@ def run(args: AblationArguments, verifier=None) -> list[dict[str, Any]]:
                 cache.write_text(json.dumps(cached, indent=2), encoding="utf-8")
             row.update(cached["measures"])
         rows.append(row)
-    write_csv(out / "results.csv", rows)
-    (out / "results.md").write_text(results_markdown(rows), encoding="utf-8")
-    plot_results(rows, out)
+    write_results(out, rows)
     return rows
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """results.json, results.csv, results.md and the figures; returns the figure paths."""
+    (out / "results.json").write_text(json.dumps({"kind": "ablation", "rows": rows}, indent=2, default=str) + "\n",
+                                      encoding="utf-8")
+    write_csv(out / "results.csv", rows)
+    figures = plot_results(rows, out)
+    md = results_markdown(rows) + "".join(f"\n![{p.stem}]({p.name})\n" for p in figures if p.suffix == ".png")
+    (out / "results.md").write_text(md, encoding="utf-8")
+    return figures
 
 
 def results_markdown(rows: list[dict[str, Any]]) -> str:
@@ -185,26 +195,15 @@ def _fmt(v: Any) -> str:
 
 
 def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    """One figure per factor: each measured metric against the factor's value (the baseline included)."""
-    base = next((r for r in rows if r["factor"] == "baseline"), None)
-    paths = []
+    """Per factor, every measured metric against the factor's values (the baseline included), as
+    ablation_<factor>.png and .svg. A factor with fewer than two measured values gets no figure."""
+    from halluguard import plots
+
+    paths: list[Path] = []
     for factor in FACTORS:
-        pts_rows = [r for r in rows if r["factor"] == factor] + ([base] if base else [])
-        if len(pts_rows) < 2 or all(r["factor"] == "baseline" for r in pts_rows):
-            continue
-        panels = []
-        for m in METRICS:
-            pts = []
-            for r in pts_rows:
-                x, y = r.get(factor), r.get(m)
-                if x is None or not isinstance(y, (int, float)) or math.isnan(y):
-                    continue
-                pts.append((_BITS.get(x, x) if factor == "quantization" else float(x), float(y)))
-            if len(pts) >= 2:
-                panels.append((m, {m: sorted(pts)}))
-        if panels:
-            paths.append(plot_panels(panels, out / f"ablation_{factor}",
-                                     xlabel="bits" if factor == "quantization" else factor))
+        fig = plots.ablation_figure(rows, factor, METRICS)
+        if fig is not None:
+            paths += plots.save_figure(fig, out / f"ablation_{factor}")
     return paths
 
 

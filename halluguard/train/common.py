@@ -453,7 +453,7 @@ def _trainer_callback_base():
 
 def make_metrics_callback(output_dir: str):
     """A TrainerCallback that appends every log to output_dir/metrics.jsonl and, at the end, writes
-    metrics.csv and a plot. On resume, rows logged after the checkpoint by the killed run are dropped
+    metrics.csv and the training curves. On resume, rows logged after the checkpoint by the killed run are dropped
     so that the file holds each step once."""
     base = _trainer_callback_base()
 
@@ -515,7 +515,9 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict]) -> None:
 
 
 def write_metric_files(output_dir: str) -> list[Path]:
-    """metrics.csv + a plot (metrics.png with matplotlib, else metrics.svg) from output_dir/metrics.jsonl."""
+    """metrics.csv and the training curves (metrics.png, metrics.svg) from output_dir/metrics.jsonl."""
+    from halluguard import plots
+
     rows = read_jsonl(Path(output_dir) / "metrics.jsonl")
     out = [Path(output_dir) / "metrics.csv"]
     write_csv(out[0], rows)
@@ -525,84 +527,12 @@ def write_metric_files(output_dir: str) -> list[Path]:
         if pts:
             panels.append((key, {key: pts}))
     if panels:
-        out.append(plot_panels(panels, Path(output_dir) / "metrics", xlabel="step"))
+        out += plots.save_figure(plots.line_panels(panels, xlabel="step"), Path(output_dir) / "metrics")
     return out
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def plot_panels(panels: Sequence[tuple[str, dict[str, Sequence[tuple[float, float]]]]], stem: Path,
-                xlabel: str = "step") -> Path:
-    """Small multiples of line plots: PNG via matplotlib when installed, else a self-written SVG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return _svg_panels(panels, stem.with_suffix(".svg"), xlabel)
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3), squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
-        for label, pts in series.items():
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=label)
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        if len(series) > 1:
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = stem.with_suffix(".png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-
-
-def _svg_panels(panels, path: Path, xlabel: str) -> Path:
-    w, h, pad = 320, 220, 40
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * len(panels)}" height="{h}" '
-             f'font-family="sans-serif" font-size="10">')]
-    for i, (title, series) in enumerate(panels):
-        x0 = i * w
-        pts_all = [p for pts in series.values() for p in pts]
-        xs, ys = [p[0] for p in pts_all], [p[1] for p in pts_all]
-        xmin, xmax = min(xs), max(xs)
-        ymin, ymax = min(ys), max(ys)
-        xmax = xmax if xmax > xmin else xmin + 1
-        ymax = ymax if ymax > ymin else ymin + 1
-
-        def sx(x, x0=x0, xmin=xmin, xmax=xmax):
-            return x0 + pad + (x - xmin) / (xmax - xmin) * (w - 2 * pad)
-
-        def sy(y, ymin=ymin, ymax=ymax):
-            return h - pad - (y - ymin) / (ymax - ymin) * (h - 2 * pad)
-
-        parts.append(f'<text x="{x0 + w / 2}" y="14" text-anchor="middle" font-size="12">{_esc(title)}</text>')
-        parts.append(f'<rect x="{x0 + pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" '
-                     f'fill="none" stroke="#999"/>')
-        parts.append(f'<text x="{x0 + pad}" y="{h - pad + 14}">{xmin:g}</text>'
-                     f'<text x="{x0 + w - pad}" y="{h - pad + 14}" text-anchor="end">{xmax:g}</text>'
-                     f'<text x="{x0 + w / 2}" y="{h - 8}" text-anchor="middle">{_esc(xlabel)}</text>'
-                     f'<text x="{x0 + pad - 3}" y="{pad + 4}" text-anchor="end">{ymax:.3g}</text>'
-                     f'<text x="{x0 + pad - 3}" y="{h - pad}" text-anchor="end">{ymin:.3g}</text>')
-        for j, (label, pts) in enumerate(series.items()):
-            c = _COLORS[j % len(_COLORS)]
-            coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
-            parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="{coords}"/>')
-            parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2" fill="{c}"/>' for x, y in pts]
-            if len(series) > 1:
-                parts.append(f'<text x="{x0 + pad + 4}" y="{pad + 12 + 11 * j}" fill="{c}">{_esc(label)}</text>')
-    parts.append("</svg>")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
-
-
-def _esc(s: str) -> str:
-    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ---------------------------------------------------------------------------------------------------

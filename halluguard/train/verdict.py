@@ -3,7 +3,9 @@
     from halluguard.train import verdict
     verdict.main(["--config", "training/configs/verdict_qwen7b_lite.yaml"])
 
-Both adapters are loaded on ONE (4-bit) base and switched, so the comparison fits one GPU. Per held-out
+Both adapters are loaded on ONE (4-bit) base and switched, so the comparison fits one GPU; or, with
+`sft_summary_column` / `dpo_summary_column`, summaries both models wrote earlier are scored and no model is
+loaded (examples/sft_vs_dpo/ was made that way). Per held-out
 document and model: a greedy summary, its verifier score and flag (score >= the verifier's threshold),
 ROUGE-1/2/Lsum and MiniLM similarity to the reference; `consistency_samples` sampled summaries whose
 flags give the consistency (share of sample pairs that agree); on held-out preference pairs the
@@ -85,6 +87,17 @@ def consistency(flag_samples: Sequence[Sequence[bool]]) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+def wilson_ci(k: int, n: int, z: float = 1.959964) -> list[float]:
+    """95% Wilson score interval of a rate k/n, in percent. Unlike the normal approximation it stays
+    inside 0-100 and is not [0, 0] when k = 0 (small held-out sets have wide intervals: say so)."""
+    if n <= 0:
+        raise ValueError("wilson_ci needs n > 0")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [100 * max(0.0, centre - half), 100 * min(1.0, centre + half)]
+
+
 def _paired_bootstrap(a, b, n: int, seed: int) -> dict[str, float]:
     from halluguard.metrics import paired_bootstrap
 
@@ -115,6 +128,8 @@ def compare(sft: dict[str, list], dpo: dict[str, list], alpha: float = 0.05, n_b
         "n_documents": n,
         "hallucination_rate": {"sft": rate_s, "dpo": rate_d, "diff_points": diff,
                                "ci_points": [100 * boot["low"], 100 * boot["high"]],
+                               "rate_ci": {"sft": wilson_ci(int(sum(sf)), n), "dpo": wilson_ci(int(sum(df)), n),
+                                           "method": "Wilson score, 95%"},
                                "mcnemar": mc, "bootstrap_p": boot["p_value"]},
         "verdict": verdict, "reason": reason, "alpha": alpha,
         "rule": "d = rate(SFT) - rate(DPO) in points; supported: d > 2 and McNemar p < alpha; partial: "
@@ -144,7 +159,8 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
 
-def to_markdown(report: dict[str, Any]) -> str:
+def to_markdown(report: dict[str, Any], figure: str | None = None) -> str:
+    """The verdict, its reason and a table of every metric; `figure` (a path relative to the .md) is shown."""
     h = report["hallucination_rate"]
     lines = [f"# SFT vs DPO: **{report['verdict']}**", "", report["reason"], "",
              f"Held-out documents: {report['n_documents']}. Rule: {report['rule']}.", "",
@@ -159,6 +175,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         p = m.get("p_value", m.get("mcnemar", {}).get("p_value", math.nan))
         lines.append(f"| {k} | {m['sft']:.3f} | {m['dpo']:.3f} | {m['diff_dpo_minus_sft']:+.3f} | "
                      f"[{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] | {p:.3g} |")
+    if h.get("rate_ci"):
+        ci = h["rate_ci"]
+        lines += ["", f"Hallucination rate per model with 95% Wilson CIs: SFT {h['sft']:.2f} "
+                      f"[{ci['sft'][0]:.2f}, {ci['sft'][1]:.2f}], DPO {h['dpo']:.2f} [{ci['dpo'][0]:.2f}, {ci['dpo'][1]:.2f}]."]
+    if figure:
+        lines += ["", f"![SFT vs DPO: hallucination rates and the verdict]({figure})"]
     return "\n".join(lines) + "\n"
 
 
@@ -175,16 +197,8 @@ def measure(model, tok, verifier, documents: list[str], references: list[str | N
     prompts = [summary_messages(d, instruction) for d in documents]
     summaries = [s[0] for s in generate(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                                         max_prompt_tokens=max_prompt_tokens)]
+    out = score_summaries(verifier, documents, references, summaries)
     thr = float(getattr(verifier, "threshold", 0.5))
-    safe = [s if s.strip() else "(empty)" for s in summaries]  # an empty summary is scored, not dropped
-    scores = verifier.score(documents, safe)
-    out: dict[str, list] = {"summaries": summaries, "scores": scores, "flags": [s >= thr for s in scores]}
-    pairs = [(s, r) for s, r in zip(safe, references) if isinstance(r, str) and r.strip()]
-    if pairs and len(pairs) == len(documents):
-        from halluguard.metrics import rouge_per_example, similarity_per_example
-
-        out.update(rouge_per_example([p for p, _ in pairs], [r for _, r in pairs]))
-        out["similarity"] = similarity_per_example([p for p, _ in pairs], [r for _, r in pairs])
     if prefs:
         ch = completion_logprobs(model, tok, [p["prompt"] for p in prefs], [p["chosen"] for p in prefs], batch_size)
         rj = completion_logprobs(model, tok, [p["prompt"] for p in prefs], [p["rejected"] for p in prefs], batch_size)
@@ -199,6 +213,24 @@ def measure(model, tok, verifier, documents: list[str], references: list[str | N
         sc = verifier.score(flat_src, flat)
         k = consistency_samples
         out["sample_flags"] = [[x >= thr for x in sc[i * k:(i + 1) * k]] for i in range(len(documents))]
+    return out
+
+
+def score_summaries(verifier, documents: list[str], references: list[str | None], summaries: list[str]) -> dict[str, list]:
+    """Per-document scores and flags of finished summaries (+ ROUGE and similarity when every document
+    has a reference): the part of `measure` that needs no generator."""
+    if len(summaries) != len(documents):
+        raise ValueError(f"got {len(summaries)} summaries for {len(documents)} documents")
+    thr = float(getattr(verifier, "threshold", 0.5))
+    safe = [s if isinstance(s, str) and s.strip() else "(empty)" for s in summaries]  # scored, not dropped
+    scores = verifier.score(documents, safe)
+    out: dict[str, list] = {"summaries": list(summaries), "scores": scores, "flags": [s >= thr for s in scores]}
+    pairs = [(s, r) for s, r in zip(safe, references) if isinstance(r, str) and r.strip()]
+    if pairs and len(pairs) == len(documents):
+        from halluguard.metrics import rouge_per_example, similarity_per_example
+
+        out.update(rouge_per_example([p for p, _ in pairs], [r for _, r in pairs]))
+        out["similarity"] = similarity_per_example([p for p, _ in pairs], [r for _, r in pairs])
     return out
 
 
@@ -232,6 +264,12 @@ class VerdictArguments:
     eval_file: str | None = field(default=None, metadata={"help": "Held-out documents (+ reference summaries), never trained on."})
     document_column: str = field(default="document", metadata={"help": "Document column of eval_file."})
     summary_column: str = field(default="summary", metadata={"help": "Reference column (optional: ROUGE/similarity)."})
+    sft_summary_column: str | None = field(
+        default=None, metadata={"help": "Column of eval_file holding SFT summaries made earlier. With dpo_summary_column "
+                                        "the verdict scores these and loads no model (e.g. a previous per_document.jsonl: "
+                                        "sft_summaries / dpo_summaries)."}
+    )
+    dpo_summary_column: str | None = field(default=None, metadata={"help": "Column of eval_file with DPO summaries (see sft_summary_column)."})
     preference_file: str | None = field(
         default=None, metadata={"help": "Held-out preference pairs (triplets val.jsonl) for preference accuracy."}
     )
@@ -292,23 +330,50 @@ def check_held_out(documents: list[str], train_files: list[str], document_column
 
 
 def run(args: VerdictArguments, verifier=None) -> dict[str, Any]:
-    """Measure both adapters on one base, compare, write verdict.json / verdict.md / per_document.jsonl."""
-    from halluguard.loading import ModelSpec, load_model, set_adapter
-
-    if not (args.model_name_or_path and args.sft_adapter and args.dpo_adapter):
-        raise ValueError("model_name_or_path, sft_adapter and dpo_adapter are required")
+    """Measure both adapters on one base (or score summaries made earlier), compare, and write
+    verdict.json, verdict.md, per_document.jsonl and the figure verdict.png / verdict.svg."""
+    given = bool(args.sft_summary_column or args.dpo_summary_column)
+    if given and not (args.sft_summary_column and args.dpo_summary_column):
+        raise ValueError("set both sft_summary_column and dpo_summary_column to score existing summaries")
+    if not given and not (args.model_name_or_path and args.sft_adapter and args.dpo_adapter):
+        raise ValueError("model_name_or_path, sft_adapter and dpo_adapter are required "
+                         "(or sft_summary_column and dpo_summary_column to score existing summaries)")
     set_seed(args.seed)
     docs, refs, prefs = _load_inputs(args)
     if verifier is None:
         from halluguard.verify import get_verifier
 
         verifier = get_verifier(args.verifier, **json.loads(args.verifier_kwargs or "{}"))
+    if given:
+        res = _score_given_summaries(args, docs, refs, verifier)
+    else:
+        docs, refs, res = _measure_adapters(args, docs, refs, prefs, verifier)
+    report = compare(res["sft"], res["dpo"], alpha=args.alpha, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    report.update({"verifier": args.verifier, "base_model": args.model_name_or_path,
+                   "sft_adapter": args.sft_adapter, "dpo_adapter": args.dpo_adapter, "args": asdict(args)})
+    write_outputs(Path(args.output_dir), report, docs, refs, res)
+    return report
+
+
+def _score_given_summaries(args: VerdictArguments, docs, refs, verifier) -> dict[str, dict[str, list]]:
+    ds = read_table(args.eval_file, [args.document_column], "eval")
+    missing = [c for c in (args.sft_summary_column, args.dpo_summary_column) if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{args.eval_file}: no column {missing[0]!r}; columns are {ds.column_names}")
+    n = len(docs)  # _load_inputs applied max_documents
+    logger.info("scoring existing SFT and DPO summaries of %d documents (no model is loaded)", n)
+    return {m: score_summaries(verifier, docs, refs, list(ds[col])[:n])
+            for m, col in (("sft", args.sft_summary_column), ("dpo", args.dpo_summary_column))}
+
+
+def _measure_adapters(args: VerdictArguments, docs, refs, prefs, verifier):
+    from halluguard.loading import ModelSpec, load_model, set_adapter
+    from halluguard.train.common import prompt_fits
+
     spec = ModelSpec(model=args.model_name_or_path, quantization=args.quantization, dtype=args.model_dtype,
                      adapters={"sft": args.sft_adapter, "dpo": args.dpo_adapter},
                      trust_remote_code=args.trust_remote_code, allow_fallback=args.allow_fallback)
     model, tok = load_model(spec)
-    from halluguard.train.common import prompt_fits
-
     fits = prompt_fits(model, tok, [summary_messages(d, args.instruction) for d in docs], args.max_new_tokens)
     if not all(fits):  # both models are measured on the same documents: drop a too-long one for both, visibly
         logger.warning("%d document(s) too long for the model's context are left out: rows %s", fits.count(False),
@@ -325,18 +390,21 @@ def run(args: VerdictArguments, verifier=None) -> dict[str, Any]:
         res[name] = measure(model, tok, verifier, docs, refs, prefs, instruction=args.instruction,
                             max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                             consistency_samples=args.consistency_samples, temperature=args.temperature)
-    report = compare(res["sft"], res["dpo"], alpha=args.alpha, n_bootstrap=args.n_bootstrap, seed=args.seed)
-    report.update({"verifier": args.verifier, "base_model": args.model_name_or_path,
-                   "sft_adapter": args.sft_adapter, "dpo_adapter": args.dpo_adapter, "args": asdict(args)})
-    out = Path(args.output_dir)
+    return docs, refs, res
+
+
+def write_outputs(out: Path, report: dict[str, Any], docs: list[str], refs: list, res: dict[str, dict[str, list]]) -> None:
+    """verdict.json, verdict.png/.svg, verdict.md (which shows the figure) and per_document.jsonl."""
+    from halluguard import plots
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "verdict.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
-    (out / "verdict.md").write_text(to_markdown(report), encoding="utf-8")
+    (out / "verdict.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    figures = plots.save_figure(plots.verdict_figure(report), out / "verdict")
+    (out / "verdict.md").write_text(to_markdown(report, figure=figures[0].name), encoding="utf-8")
     write_jsonl(out / "per_document.jsonl", [
-        {"index": i, "reference": refs[i], **{f"{m}_{k}": res[m][k][i] for m in ("sft", "dpo")
-                                              for k in ("summaries", "scores", "flags")}}
+        {"index": i, "document": docs[i], "reference": refs[i],
+         **{f"{m}_{k}": res[m][k][i] for m in ("sft", "dpo") for k in ("summaries", "scores", "flags")}}
         for i in range(len(docs))])
-    return report
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
