@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from halluguard import loading
 from halluguard.loading import (
+    HubUnavailable,
     ModelSpec,
     QuantizationUnavailable,
     active_adapter,
@@ -279,3 +281,138 @@ def test_quant_storage_for_sharded_training(tiny_llama_path):
     qc = model.config.quantization_config
     qc = qc.to_dict() if hasattr(qc, "to_dict") else qc
     assert qc["bnb_4bit_quant_storage"] in ("bfloat16", "torch.bfloat16")
+
+
+# ------------------------------------------------------------------------------- heads
+
+
+def test_classifier_heads_through_the_one_loader(tiny_classifier_path, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    from halluguard.verify._common import load_classifier
+
+    model, tok = load_model(tiny_classifier_path, head="seq-cls", quantization="none")
+    assert type(model).__name__ == "BertForSequenceClassification" and model.halluguard_spec.head == "seq-cls"
+    # a classifier's tokenizer is left as saved (BERT pairs need their token type ids)
+    assert tok.padding_side == "right" and "token_type_ids" in tok.model_input_names
+    model, _ = load_classifier(tiny_classifier_path)  # the nli backend's entry: the same loader
+    assert model.halluguard_spec.head == "seq-cls"
+    AutoModelForTokenClassification.from_pretrained(tiny_classifier_path).save_pretrained(tmp_path / "tok")
+    model, tok = load_model(str(tmp_path / "tok"), head="token-classification", quantization="none")
+    assert type(model).__name__ == "BertForTokenClassification" and model.halluguard_spec.head == "token-cls"
+    with pytest.raises(ValueError, match="unknown model head"):
+        ModelSpec("a/b", head="seq2seq")
+
+
+def test_nf4_token_classifier_keeps_its_head_in_full_precision(tmp_path):
+    from conftest import real_tokenizer
+    from transformers import AutoModelForTokenClassification, BertConfig
+
+    if not loading.quantization_available("nf4")[0]:
+        pytest.skip("bitsandbytes cannot run nf4 here")
+    tok = real_tokenizer()
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                     num_attention_heads=2, num_labels=2)
+    AutoModelForTokenClassification.from_config(cfg).save_pretrained(tmp_path)
+    model, _ = load_model(str(tmp_path), head="token-cls", quantization="nf4")
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert "Linear4bit" in kinds and type(model.classifier).__name__ == "Linear"
+
+
+# ------------------------------------------------------------------------------- offline, fail fast
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(loading, "_PROBES", {})
+    return tmp_path / "hub"
+
+
+@pytest.fixture
+def online_flags_off(monkeypatch):
+    """As on a machine without HF_HUB_OFFLINE: only the probe can tell that the hub is unreachable."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def _fails_fast(call, *expected: str) -> str:
+    import transformers  # noqa: F401 - import time is not what we measure
+
+    t = time.perf_counter()
+    with pytest.raises(HubUnavailable) as e:
+        call()
+    took = time.perf_counter() - t
+    msg = str(e.value)
+    assert took < 5, f"took {took:.1f} s"
+    for part in ("not in the local Hugging Face cache", "hf download", "--model models/", *expected):
+        assert part in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("head", ["causal-lm", "seq-cls", "token-cls"])
+def test_uncached_hub_id_fails_fast_offline(head, empty_hub_cache):
+    _fails_fast(lambda: load_model("microsoft/deberta-large-mnli", head=head, quantization="none"),
+                "'microsoft/deberta-large-mnli'", "HF_HUB_OFFLINE=1 is set")
+
+
+def test_unreachable_endpoint_fails_fast(empty_hub_cache, online_flags_off, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    _fails_fast(lambda: load_model("Qwen/Qwen2.5-0.5B-Instruct", quantization="none"), "cannot be reached")
+
+
+def test_silent_endpoint_fails_within_the_probe_timeout(empty_hub_cache, online_flags_off, monkeypatch):
+    import socket
+
+    with socket.socket() as server:  # accepts connections (backlog) but never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setenv("HALLUGUARD_HUB_TIMEOUT", "1")
+        _fails_fast(lambda: load_model("Qwen/Qwen2.5-0.5B-Instruct", quantization="none"))
+
+
+def test_cached_hub_id_loads_offline(tiny_classifier_path, empty_hub_cache):
+    import shutil
+
+    # The hub cache layout: models--owner--name/{refs/main, snapshots/<commit>/files}.
+    repo = empty_hub_cache / "models--halluguard-test--tiny-cls"
+    commit = "0" * 40
+    shutil.copytree(tiny_classifier_path, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    model, tok = load_model("halluguard-test/tiny-cls", head="seq-cls", quantization="none")
+    assert type(model).__name__ == "BertForSequenceClassification" and tok is not None
+
+
+def test_entry_points_fail_fast_offline(empty_hub_cache, tmp_path, capsys):
+    """Issue 11 item 7: `verify --backend nli --model ...`, `summarize --backend hf` and the app's hf
+    generator each spent ~50 s in retries."""
+    from halluguard.app.config import AppConfig
+    from halluguard.app.models import ModelHub
+    from halluguard.cli import main
+    from halluguard.summarize import get_summarizer
+    from halluguard.verify import get_verifier
+
+    _fails_fast(lambda: get_verifier("nli", model="microsoft/deberta-large-mnli"), "deberta-large-mnli")
+    _fails_fast(lambda: get_summarizer("hf", model="Qwen/Qwen2.5-0.5B-Instruct", quantization="none"))
+    hub = ModelHub(AppConfig(generator="hf", model="Qwen/Qwen2.5-0.5B-Instruct", quantization="none"))
+    _fails_fast(lambda: hub.summarize("hf:base", "A document."))
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"source": "a b.", "summary": "a."}) + "\n")
+    t = time.perf_counter()
+    rc = main(["verify", "--backend", "nli", "--model", "microsoft/deberta-large-mnli",
+               "--input", str(pairs), "--output", str(tmp_path / "out.jsonl")])
+    assert rc == 2 and time.perf_counter() - t < 5
+    err = capsys.readouterr().err
+    assert "not in the local Hugging Face cache" in err and "--model models/deberta-large-mnli" in err
