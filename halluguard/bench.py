@@ -604,7 +604,7 @@ def _json_default(o: Any) -> Any:
 
 def _backend_kwargs(args: Any) -> dict[str, Any]:
     kw: dict[str, Any] = {}
-    for key in ("model", "adapter", "quantization"):
+    for key in ("model", "adapter", "quantization", "preset"):
         v = getattr(args, key, None)
         if v is not None:
             kw[key] = v
@@ -685,7 +685,8 @@ def _bench_one(args: Any, verifier: Any, spec: str, cache: dict) -> dict[str, An
         group_by = "types"  # eval_sets: metrics per error type
     result = run_bench(verifier, examples, set_name=spec, threshold=threshold, threshold_source=source,
                        n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, progress=not args.no_progress,
-                       group_by=group_by, cache=cache, backend=args.backend)
+                       group_by=group_by, cache=cache,
+                       backend=f"{args.backend}:{args.preset}" if getattr(args, "preset", None) else args.backend)
     if notes:
         result["warnings"] = notes
     return result
@@ -741,7 +742,7 @@ def register(subparsers: Any) -> None:
         description="Score a labelled set with a verifier backend and report balanced accuracy, F1 of the "
                     "hallucinated class, ROC-AUC and span P/R/F1 with bootstrap 95 % CIs, beside published "
                     "anchors. The threshold is never fitted on the reported rows.")
-    p.add_argument("--backend", default="lite", help="verifier backend: lite (default), nli, judge, dpo-reward")
+    p.add_argument("--backend", default="lite", help="verifier backend: lite (default), nli, span, judge, dpo-reward")
     p.add_argument("--set", default=None, help="NAME[:split] (see `halluguard data list`) or a file path[:split]")
     p.add_argument("--sets", default=None, help="'all' (FaithBench, SummEdits, FRANK, XSumFaith test splits) "
                                                  "or a comma-separated list of NAME[:split]")
@@ -764,7 +765,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per verifier call (progress granularity)")
     p.add_argument("--no-progress", action="store_true")
     be = p.add_argument_group("backend options (passed to the verifier)")
-    be.add_argument("--model", default=None, help="model id or path (nli, judge, dpo-reward)")
+    be.add_argument("--preset", default=None, help="a published detector's settings (span: lettucedetect-base, "
+                    "lettucedetect-large; nli: hhem-2.1-open, minicheck-roberta-large, minicheck-deberta-v3-large); "
+                    "see docs/verifiers.md")
+    be.add_argument("--model", default=None, help="model id or path (nli, span, judge, dpo-reward)")
     be.add_argument("--adapter", default=None, help="LoRA adapter path (judge, dpo-reward)")
     be.add_argument("--quantization", default=None, choices=["nf4", "int8", "none"])
     be.add_argument("--trust-remote-code", action="store_true",

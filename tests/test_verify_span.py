@@ -225,3 +225,52 @@ def test_preset_with_a_local_copy_keeps_its_settings(flagging_model):
     r = v.verify(SOURCE, "It opened in Berlin.")
     assert r.extra["preset"] == "lettucedetect-base" and [s.text for s in r.spans] == ["Berlin"]
     assert v.threshold == PRESETS["lettucedetect-base"].threshold
+
+
+# ------------------------------------------------------------------------------- command line
+
+
+def test_cli_verify_and_bench_with_span(flagging_model, tmp_path, capsys, empty_hub_cache):
+    import json
+
+    from halluguard.cli import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"id": "a", "source": SOURCE, "summary": "It opened in Berlin."},
+            {"id": "b", "source": SOURCE, "summary": "It opened in 2004."}]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    assert main(["verify", "--backend", "span", "--model", flagging_model, "--input", str(pairs),
+                 "--output", str(out), "--no-progress"]) == 0
+    got = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [g["label"] for g in got] == ["hallucinated", "faithful"]
+    assert "Berlin" in json.dumps(got[0])
+    # a preset offline: one line naming the model and the local-folder way, in seconds
+    t = time.perf_counter()
+    assert main(["verify", "--backend", "span", "--preset", "lettucedetect-base", "--input", str(pairs),
+                 "--output", str(tmp_path / "o2.jsonl")]) == 2
+    assert main(["bench", "--backend", "span", "--preset", "lettucedetect-base", "--set", str(pairs)]) == 2
+    assert time.perf_counter() - t < 10
+    err = capsys.readouterr().err
+    assert err.count("KRLabsOrg/lettucedect-base-modernbert-en-v1") >= 2 and "--preset lettucedetect-base --model" in err
+
+
+def test_app_verifier_choice(flagging_model, empty_hub_cache):
+    from halluguard.app.config import AppConfig
+    from halluguard.app.models import ModelHub
+
+    cfg = AppConfig.from_args(["--verifier", "span", "--verifier-model", flagging_model,
+                               "--verifier-preset", "lettucedetect-base"])
+    r = ModelHub(cfg).verify(SOURCE, "It opened in Berlin.")
+    assert r.backend == "span" and r.extra["preset"] == "lettucedetect-base" and r.spans[0].text == "Berlin"
+    with pytest.raises(ValueError, match="for the 'span' backend"):
+        AppConfig(verifier="nli", verifier_preset="lettucedetect-base")
+    hub = ModelHub(AppConfig(verifier="span", verifier_preset="lettucedetect-base"))
+    t = time.perf_counter()
+    with pytest.raises(HubUnavailable, match="lettucedect-base-modernbert-en-v1"):
+        hub.verify(SOURCE, "It opened in 2004.")
+    assert time.perf_counter() - t < 5
+    hhem = ModelHub(AppConfig.from_args(["--verifier", "nli", "--verifier-preset", "hhem-2.1-open",
+                                         "--verifier-trust-remote-code"]))
+    with pytest.raises(HubUnavailable, match="vectara/hallucination_evaluation_model"):
+        hhem.verify(SOURCE, "It opened in 2004.")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 GENERATORS = ("extractive", "hf", "openai")
-VERIFIERS = ("lite", "nli", "judge", "dpo-reward")
+VERIFIERS = ("lite", "nli", "span", "judge", "dpo-reward")
 
 
 @dataclass
@@ -29,8 +29,10 @@ class AppConfig:
     allow_fallback: bool = False  # hf: load unquantized when 4-bit is unavailable (never silently)
     adapters: dict[str, str] = field(default_factory=dict)  # name -> LoRA path, all on one base
     base_url: str = ""  # openai: the server's /v1 URL (vLLM, llama.cpp, Ollama)
-    verifier: str = "lite"  # lite (offline default) | nli | judge | dpo-reward
-    verifier_model: str = ""  # nli/judge/dpo-reward: the model id or path
+    verifier: str = "lite"  # lite (offline default) | nli | span | judge | dpo-reward
+    verifier_model: str = ""  # nli/span/judge/dpo-reward: the model id or path
+    verifier_preset: str = ""  # span/nli: a published detector, e.g. lettucedetect-base (docs/verifiers.md)
+    verifier_trust_remote_code: bool = False  # run the verifier repository's own code (HHEM-2.1-open)
     verifier_adapter: str = ""  # dpo-reward: the DPO scorer adapter
     threshold: float | None = None  # override the verifier's own decision threshold
     host: str = "127.0.0.1"  # 0.0.0.0 exposes the app to the network: set --auth then
@@ -51,6 +53,10 @@ class AppConfig:
         if key not in VERIFIERS:
             raise ValueError(f"unknown verifier {self.verifier!r}; choose one of: {', '.join(VERIFIERS)}")
         self.verifier = key
+        if self.verifier_preset:
+            from halluguard.verify.presets import get_preset
+
+            get_preset(self.verifier_preset, self.verifier)  # wrong name or backend: fail at start, not on use
         if self.max_upload_mb <= 0:
             raise ValueError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
         if self.auth and ":" not in self.auth:
@@ -145,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapters", nargs="+", metavar="NAME=PATH", default=None, help="LoRA adapters on one base, e.g. sft=runs/sft dpo=runs/dpo")
     p.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://localhost:8000/v1")
     p.add_argument("--verifier", choices=VERIFIERS, default=None, help="verifier backend (default lite, offline)")
-    p.add_argument("--verifier-model", default=None, help="nli/judge/dpo-reward: model id or path")
+    p.add_argument("--verifier-model", default=None, help="nli/span/judge/dpo-reward: model id or path")
+    p.add_argument("--verifier-preset", default=None, metavar="NAME",
+                   help="span: lettucedetect-base | lettucedetect-large; nli: hhem-2.1-open | minicheck-roberta-large "
+                        "| minicheck-deberta-v3-large (model, threshold, input format; docs/verifiers.md)")
+    p.add_argument("--verifier-trust-remote-code", action="store_true", default=None,
+                   help="let the verifier's repository run its own code (HHEM-2.1-open needs it); off by default")
     p.add_argument("--verifier-adapter", default=None, help="dpo-reward: the DPO scorer adapter path")
     p.add_argument("--threshold", type=float, default=None, help="override the verifier's decision threshold")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it: set --auth)")

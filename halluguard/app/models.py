@@ -67,6 +67,10 @@ class ModelHub:
                 kw["model"] = self.cfg.verifier_model
             if self.cfg.verifier_adapter:
                 kw["adapter"] = self.cfg.verifier_adapter
+            if self.cfg.verifier_preset:
+                kw["preset"] = self.cfg.verifier_preset
+            if self.cfg.verifier_trust_remote_code:
+                kw["trust_remote_code"] = True
             v = get_verifier(self.cfg.verifier, **kw)
             if self.cfg.threshold is not None:
                 v.threshold = float(self.cfg.threshold)

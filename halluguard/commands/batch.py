@@ -94,6 +94,10 @@ def _add_backend_args(p: argparse.ArgumentParser, prefix: str, what: str, *, bac
                        help=f"{what} backend: {choices_hint}, or module:Class (default: {default})")
     d = prefix.replace("-", "_")
     g.add_argument(f"--{prefix}model", dest=f"{d}model", metavar="ID_OR_PATH", help="hub id or local path of the model")
+    if what == "verifier":
+        g.add_argument(f"--{prefix}preset", dest=f"{d}preset", metavar="NAME",
+                       help="a published detector's settings: span: lettucedetect-base, lettucedetect-large; nli: "
+                            "hhem-2.1-open, minicheck-roberta-large, minicheck-deberta-v3-large (docs/verifiers.md)")
     g.add_argument(f"--{prefix}adapter", dest=f"{d}adapter", metavar="PATH", help="LoRA adapter (path or hub id)")
     g.add_argument(f"--{prefix}quantization", dest=f"{d}quantization", choices=["nf4", "int8", "none"],
                    help="load the model in 4-bit (nf4), 8-bit or unquantized")
@@ -126,7 +130,7 @@ def register(subparsers: Any) -> None:
         formatter_class=fmt)
     _add_io_args(p)
     _add_backend_args(p, "", "verifier", backend_flag="--backend", default="lite",
-                      choices_hint="lite, nli, judge, dpo-reward")
+                      choices_hint="lite, nli, span, judge, dpo-reward")
     p.set_defaults(func=run_verify)
 
     p = subparsers.add_parser(
@@ -138,7 +142,7 @@ def register(subparsers: Any) -> None:
     _add_backend_args(p, "", "summarizer", backend_flag="--backend", default="extractive",
                       choices_hint="extractive, hf, openai")
     _add_backend_args(p, "verify-", "verifier", backend_flag="--verify", default=None,
-                      choices_hint="lite, nli, judge, dpo-reward (off unless given)")
+                      choices_hint="lite, nli, span, judge, dpo-reward (off unless given)")
     p.set_defaults(func=run_summarize)
 
     p = subparsers.add_parser(
@@ -154,7 +158,7 @@ def register(subparsers: Any) -> None:
                    help="column with gold hallucinated spans ([{start, end}] or [[start, end]]) for span P/R/F1")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples for CIs (default 1000)")
     _add_backend_args(p, "", "verifier", backend_flag="--backend", default="lite",
-                      choices_hint="lite, nli, judge, dpo-reward")
+                      choices_hint="lite, nli, span, judge, dpo-reward")
     _add_backend_args(p, "gen-", "summarizer", backend_flag="--generate", default=None,
                       choices_hint="extractive, hf, openai (off unless given: the input's summaries are checked)")
     p.set_defaults(func=run_evaluate)
@@ -189,8 +193,8 @@ def _check_model_path(value: str | None, flag: str, what: str = "model") -> None
 
 def _backend_kwargs(args: argparse.Namespace, prefix: str, flag_prefix: str) -> dict[str, Any]:
     kw: dict[str, Any] = {}
-    for name in ("model", "adapter", "quantization", "dtype", "allow_fallback", "trust_remote_code", "base_url",
-                 "batch_size", "threshold", "max_new_tokens"):
+    for name in ("model", "preset", "adapter", "quantization", "dtype", "allow_fallback", "trust_remote_code",
+                 "base_url", "batch_size", "threshold", "max_new_tokens"):
         v = getattr(args, f"{prefix}{name}", None)
         if v is not None:
             kw[name] = v
