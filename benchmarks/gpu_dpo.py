@@ -41,12 +41,23 @@ ARCH = {
     "qwen25_7b": {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
                       "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
                       "max_position_embeddings": 32768, "tie_word_embeddings": False},
+    # The 3B scorer base (halluguard.loading.DEFAULT_VERIFIER_BASE); numbers as in the planner's smollm3-3b.json.
+    "smollm3_3b": {"model_type": "smollm3", "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+                      "num_attention_heads": 16, "num_key_value_heads": 4, "vocab_size": 128256,
+                      "max_position_embeddings": 65536, "rope_theta": 5000000.0, "tie_word_embeddings": True},
 }
+# Llama-3.1-8B: Llama-3-8B's shape with llama3 RoPE scaling and a 128k context, for 32k-64k-token rows.
+ARCH["llama31_8b"] = {**{k: v for k, v in ARCH["llama3_8b"].items() if k != "rope_theta"},
+                      "max_position_embeddings": 131072,
+                      "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                          "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                          "original_max_position_embeddings": 8192}}
 # A tiny architecture for smoke-testing this script on a CPU (HG_BENCH_CPU=1).
 ARCH["tiny_llama"] = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
                           "max_position_embeddings": 1024, "tie_word_embeddings": False}
-PLANNER_ALIAS = {"llama3_8b": "llama3-8b", "qwen25_3b": "qwen2.5-3b", "qwen25_7b": "qwen2.5-7b"}
+PLANNER_ALIAS = {"llama3_8b": "llama3-8b", "llama31_8b": "llama3-8b", "qwen25_3b": "qwen2.5-3b", "qwen25_7b": "qwen2.5-7b",
+                 "smollm3_3b": "smollm3-3b"}
 GIB = 2**30
 
 
@@ -147,11 +158,12 @@ def lora_config():
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def parse_config(text: str) -> tuple[str, int, str]:
+def parse_config(text: str) -> tuple[str, int, str, int | None]:
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise ValueError(f"config {text!r}: expected MODE:SEQ[:PAIRS]")
-    return parts[0], int(parts[1]), parts[2] if len(parts) == 3 else "1"
+    if len(parts) not in (2, 3, 4):
+        raise ValueError(f"config {text!r}: expected MODE:SEQ[:PAIRS[:STEPS]]")
+    steps = int(parts[3]) if len(parts) == 4 else None
+    return parts[0], int(parts[1]), parts[2] if len(parts) >= 3 else "1", steps
 
 
 LEVERS = {
@@ -163,6 +175,9 @@ LEVERS = {
     "adam8bit": {"optim": "adamw_8bit"},
     "precompute": {"precompute_ref_log_probs": True},
     "nogc": {"gradient_checkpointing": False},
+    "tile": {"mlp_tile_tokens": 2048},
+    "segment": {"segmented_attention": True},
+    "stash2": {"offload_stash_size": 2},
 }
 
 
@@ -175,9 +190,16 @@ def cleanup(model, base_state):
 
     if isinstance(model, PeftModel):
         model = model.unload()
-    restore_input_embeddings(model, device="cpu" if os.environ.get("HG_BENCH_CPU") else "cuda:0")
+    # The current device, not cuda:0: under DDP (benchmarks/multi_gpu.py) rank 1 owns cuda:1.
+    restore_input_embeddings(model, device="cpu" if os.environ.get("HG_BENCH_CPU") else
+                             f"cuda:{torch.cuda.current_device()}")
     model.__dict__.pop("forward", None)
     model.__dict__.pop("peft_config", None)
+    from halluguard.train.tiling import SEGMENTED_ATTENTION, untile_mlps
+
+    untile_mlps(model)
+    if getattr(model.config, "_attn_implementation", None) == SEGMENTED_ATTENTION:
+        model.set_attn_implementation("sdpa")
     if getattr(model, "_require_grads_hook", None) is not None:
         model.disable_input_require_grads()
     if hasattr(model, "gradient_checkpointing_disable"):
@@ -187,17 +209,56 @@ def cleanup(model, base_state):
     return model
 
 
+def sft_data(vocab: int, seq: int, n: int, seed: int):
+    """n random prompt-completion rows with the DPO rows' split: prompt 3/4 seq, completion seq/4 - 2 words."""
+    import torch
+    from datasets import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+
+    def words(k):
+        return " ".join(f"w{int(i)}" for i in torch.randint(0, vocab - 2, (k,), generator=g))
+
+    return Dataset.from_list([{"prompt": words(seq * 3 // 4), "completion": " " + words(seq // 4 - 2)}
+                              for _ in range(n)])
+
+
+def stage_config(mode: str, common: dict):
+    """(TRL config, trainer class, planner settings, preference?) for a config's MODE."""
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from halluguard import planner
+    from halluguard.train.dpo import HalluguardDPOConfig, HalluguardDPOTrainer
+    from halluguard.train.sft import HalluguardSFTConfig, HalluguardSFTTrainer
+
+    if mode == "stock":
+        return DPOConfig(**common), DPOTrainer, planner.StageBSettings.profile("stock"), True
+    if mode == "sft_stock":
+        return SFTConfig(**common), SFTTrainer, planner.StageBSettings.profile("stock"), False
+    if mode.startswith("sft_"):  # sft_long
+        args = HalluguardSFTConfig(**common, memory_profile=mode[4:])
+        return args, HalluguardSFTTrainer, planner.StageBSettings.from_dpo_config(args), False
+    if mode in ("fit", "fast", "long"):
+        args = HalluguardDPOConfig(**common, memory_profile=mode)
+    elif mode.startswith("stock+"):
+        levers = {}
+        for lever in mode.split("+")[1:]:
+            if lever not in LEVERS:
+                raise ValueError(f"unknown lever {lever!r} in {mode!r}; choose from {sorted(LEVERS)}")
+            levers.update(LEVERS[lever])
+        args = HalluguardDPOConfig(**{**common, **levers}, memory_profile="stock")
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    return args, HalluguardDPOTrainer, planner.StageBSettings.from_dpo_config(args), True
+
+
 def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_dir):
     import torch
     from transformers import TrainerCallback
-    from trl import DPOConfig, DPOTrainer
 
     from halluguard import planner
-    from halluguard.train.dpo import (
-        HalluguardDPOConfig,
-        HalluguardDPOTrainer,
-        set_expandable_segments,
-    )
+    from halluguard.train import tiling
+    from halluguard.train.dpo import set_expandable_segments
 
     shape = shape_of(arch)
     common = {"output_dir": os.path.join(out_dir, f"run{idx}"), "max_length": seq, "max_steps": steps, "logging_steps": 1,
@@ -205,24 +266,9 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
                   "disable_tqdm": True}
     if os.environ.get("HG_BENCH_CPU"):  # smoke-testing this script on a CPU with a tiny model
         common.update(bf16=False, use_cpu=True)
-    if mode == "stock":
-        args = DPOConfig(**common, per_device_train_batch_size=1)
-        trainer_cls = DPOTrainer
-        settings = planner.StageBSettings.profile("stock")
-    else:
-        if mode in ("fit", "fast"):
-            args = HalluguardDPOConfig(**common, memory_profile=mode)
-        elif mode.startswith("stock+"):
-            levers = {}
-            for lever in mode.split("+")[1:]:
-                if lever not in LEVERS:
-                    raise ValueError(f"unknown lever {lever!r} in {mode!r}; choose from {sorted(LEVERS)}")
-                levers.update(LEVERS[lever])
-            args = HalluguardDPOConfig(**{**common, **levers}, memory_profile="stock")
-        else:
-            raise ValueError(f"unknown mode {mode!r}")
-        trainer_cls = HalluguardDPOTrainer
-        settings = planner.StageBSettings.from_dpo_config(args)
+    args, trainer_cls, settings, preference = stage_config(mode, common)
+    if os.environ.get("HG_BENCH_CPU"):
+        args.activation_offloading = False  # TRL's offloading needs an accelerator
     if pairs_arg == "auto":
         pairs = planner.max_pairs_per_step(shape, seq, cap_gb, settings)
     else:
@@ -230,9 +276,11 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
     args.per_device_train_batch_size = pairs
     # Allocator mode is process-wide: set it for every config so one config's choice does not leak.
     set_expandable_segments(bool(getattr(args, "expandable_segments", False)))
-    planned = planner.estimate_train_step(shape, seq, pairs, settings).peak_gib
+    planned = planner.estimate_train_step(shape, seq, pairs, settings, preference=preference).peak_gib
 
-    ds = preference_data(shape.vocab, seq, steps * pairs, seed=1000 + idx)
+    make_data = preference_data if preference else sft_data
+    ds = make_data(shape.vocab, seq, steps * pairs, seed=1000 + idx)
+    tiling.CALLS.clear()
     torch.cuda.synchronize()
     base_alloc = torch.cuda.memory_allocated() / GIB
     torch.cuda.reset_peak_memory_stats()
@@ -240,7 +288,10 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
     trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config())
     init_s = time.time() - t_init
     ex = trainer.train_dataset[0]
-    example_len = len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"]))
+    if preference:
+        example_len = len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"]))
+    else:
+        example_len = len(ex["input_ids"])
     if example_len < 0.9 * seq:  # the tokenizer did not map words 1:1 onto ids: the numbers would be wrong
         raise ValueError(f"tokenized example has {example_len} tokens, expected about {seq}")
     peak_init_reserved = torch.cuda.max_memory_reserved() / GIB
@@ -274,7 +325,7 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
     peak_res = torch.cuda.max_memory_reserved() / GIB
     peak_alloc = torch.cuda.max_memory_allocated() / GIB
     step_s = statistics.median(times[1:]) if len(times) > 1 else times[0]
-    tokens = 2 * seq * pairs
+    tokens = (2 if preference else 1) * seq * pairs
     pre_s = getattr(trainer, "ref_precompute_seconds", 0.0)
     res = {
         "arch": arch, "mode": ("stock_trl" if mode == "stock" else mode), "seq": seq, "pairs": pairs,
@@ -286,15 +337,15 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
         "init_s": round(init_s, 1), "base_alloc_gib": round(base_alloc, 3), "steps_timed": len(times) - 1,
         "embeddings_offloaded": bool(getattr(trainer, "embeddings_offloaded", False)),
         "pairs_per_s": round(pairs / step_s, 3), "example_tokens": example_len,
+        "attn_implementation": model.config._attn_implementation, "lever_calls": dict(tiling.CALLS),
     }
     if hasattr(trainer, "shared_prompt_calls"):
         res["fused_calls"] = trainer.shared_prompt_calls()
-    if mode != "stock":
-        res["settings"] = {k: getattr(args, k) for k in ("gradient_checkpointing", "activation_offloading",
-                                                         "embeddings_on_cpu", "sequences_per_forward", "share_prompt",
-                                                         "logp_chunk_size",
-                                                         "expandable_segments", "precompute_ref_log_probs",
-                                                         "optim")}
+    if mode not in ("stock", "sft_stock"):
+        res["settings"] = {k: getattr(args, k, None) for k in (
+            "gradient_checkpointing", "activation_offloading", "embeddings_on_cpu", "sequences_per_forward",
+            "share_prompt", "logp_chunk_size", "expandable_segments", "precompute_ref_log_probs", "optim",
+            "mlp_tile_tokens", "segmented_attention", "offload_stash_size")}
         res["settings"]["optim"] = str(getattr(args.optim, "value", args.optim))
     peft_model = trainer.model
     trainer.accelerator.free_memory()
@@ -350,6 +401,58 @@ def run_two_model(model, path, arch, seq, steps):
                 "step_s": round(step_s, 3), "tokens_per_s": round(2 * seq / step_s, 1), "steps_timed": len(times) - 1}
 
 
+def attention_kernel_probe(arch: str, seq: int = 16384) -> dict:
+    """Which SDPA kernel runs the attention of `arch` at `seq` tokens, forward + backward, bf16:
+    (1) causal without a mask and GQA heads, as stock TRL's rows and the segmented attention call it;
+    (2) a dense [L, L] bool mask, as the `fit` profile's shared-prompt rows call it (K/V repeated to all
+    heads, as transformers does when there is a mask). For each: the backends that accept it when forced
+    one at a time, and the CUDA kernels a default call launches (profiler names), so a silent fall-back to
+    the O(n^2) math path would show."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    c = ARCH[arch]
+    heads, kv, d = c["num_attention_heads"], c["num_key_value_heads"], c["hidden_size"] // c["num_attention_heads"]
+    dev = "cuda"
+
+    def tensors(n_kv):
+        q = torch.randn(1, heads, seq, d, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        k = torch.randn(1, n_kv, seq, d, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        v = torch.randn(1, n_kv, seq, d, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        return q, k, v
+
+    cases = {
+        "causal_gqa_no_mask": (lambda: tensors(kv), {"is_causal": True, "enable_gqa": True}),
+        "dense_bool_mask": (lambda: tensors(heads),
+                            {"attn_mask": torch.ones(seq, seq, device=dev, dtype=torch.bool).tril()[None, None]}),
+    }
+    out = {"arch": arch, "mode": "sdpa_probe", "seq": seq}
+    for name, (make_qkv, kw) in cases.items():
+        accepted = []
+        for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+            q, k, v = make_qkv()
+            try:
+                with sdpa_kernel([backend]):
+                    F.scaled_dot_product_attention(q, k, v, **kw).sum().backward()
+                accepted.append(backend.name)
+            except RuntimeError:
+                pass
+        q, k, v = make_qkv()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            F.scaled_dot_product_attention(q, k, v, **kw).sum().backward()
+            torch.cuda.synchronize()
+        kernels = sorted({e.key for e in prof.key_averages() if any(
+            w in e.key.lower() for w in ("flash", "fmha", "cudnn", "softmax", "gemm", "efficient", "attention"))})
+        out[name] = {"backends_accepted": accepted, "default_kernels": kernels[:8],
+                     "peak_alloc_gib": round(torch.cuda.max_memory_allocated() / GIB, 2)}
+        del q, k, v
+    torch.cuda.empty_cache()
+    return out
+
+
 def emit(res: dict, out: str | None, extra: dict):
     res = {**res, **extra}
     line = json.dumps(res)
@@ -367,6 +470,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=5, help="optimizer steps per config; the first is warm-up")
     ap.add_argument("--cap-gb", type=float, default=12.0, help="memory cap for PAIRS=auto")
     ap.add_argument("--out", default=None, help="append RESULT JSON lines here")
+    ap.add_argument("--probe-attention", action="store_true",
+                    help="first record which SDPA kernels run the arch's attention shapes (see attention_kernel_probe)")
     a = ap.parse_args(argv)
     if a.action == "make":
         make(a.arch)
@@ -376,6 +481,8 @@ def main(argv=None) -> int:
     import trl
 
     logging_quiet()
+    if os.environ.get("HG_BENCH_CPU"):
+        cpu_memory_stats_stub()
     path = make(a.arch)
     t = time.time()
     model, tok, how = load_4bit(path)
@@ -386,10 +493,12 @@ def main(argv=None) -> int:
     configs = [parse_config(c) for c in a.configs.split(",") if c]
     out_dir = tempfile.mkdtemp()
     two = [c for c in configs if c[0] == "two_model"]
-    for idx, (mode, seq, pairs) in enumerate(c for c in configs if c[0] != "two_model"):
+    if a.probe_attention:
+        emit(attention_kernel_probe(a.arch), a.out, extra)
+    for idx, (mode, seq, pairs, steps) in enumerate(c for c in configs if c[0] != "two_model"):
         failed = False
         try:
-            res, model = run_trainer(model, tok, a.arch, mode, seq, pairs, idx, a.cap_gb, a.steps, out_dir)
+            res, model = run_trainer(model, tok, a.arch, mode, seq, pairs, idx, a.cap_gb, steps or a.steps, out_dir)
         except Exception as e:  # noqa: BLE001 - one failing config must not hide the others' numbers
             import traceback
 
@@ -405,13 +514,24 @@ def main(argv=None) -> int:
             gc.collect()
             torch.cuda.empty_cache()
             model, tok, _ = load_4bit(path)
-    for mode, seq, _ in two:
+    for mode, seq, _, _ in two:
         try:
             res = run_two_model(model, path, a.arch, seq, a.steps)
         except torch.OutOfMemoryError as e:
             res = {"arch": a.arch, "mode": "two_model", "seq": seq, "error": f"OOM: {str(e)[:200]}"}
         emit(res, a.out, extra)
     return 0
+
+
+def cpu_memory_stats_stub():
+    """HG_BENCH_CPU: the torch.cuda calls the measurement makes become no-ops reporting 0 bytes, so the
+    script's code paths can be smoke-tested on a CPU-only torch."""
+    import torch
+
+    for name in ("synchronize", "reset_peak_memory_stats", "empty_cache"):
+        setattr(torch.cuda, name, lambda *a, **k: None)
+    for name in ("max_memory_reserved", "max_memory_allocated", "memory_allocated"):
+        setattr(torch.cuda, name, lambda *a, **k: 0)
 
 
 def logging_quiet():

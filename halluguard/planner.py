@@ -90,8 +90,15 @@ CAL: dict[str, float] = {
     # Reserved / allocated: block rounding and fragmentation of the caching allocator.
     "frag": 1.055,
     "frag_expandable": 1.05,
-    # Activation offloading keeps a stash of a few layer inputs on the GPU while copies run.
+    # Activation offloading keeps a stash of a few layer inputs on the GPU while copies run: TRL's
+    # default stash of 5 tensors measured as 6.5 layer inputs; a stash of n as n + stash_extra.
     "offload_stash_layers": 6.5,
+    "offload_stash_extra": 1.5,
+    # Shared-prompt rows with a dense mask: the bool [L, L] mask plus the bf16 copy SDPA makes of it.
+    "mask_bytes": 3.0,
+    # Tiled MLP: the working set keeps the H-sized tensors of the whole sequence (plus the tiled
+    # backward's input-gradient buffer) and the I-sized ones of one tile.
+    "work_h_tiled": 8.1,
 }
 TRL_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 TRL_VOCAB_CHUNK = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
@@ -223,6 +230,9 @@ class StageBSettings:
     logp_chunk_size: int | None = None  # vocabulary tile of the fused log-prob head (None: TRL's 32768)
     optimizer: str = "adamw"  # adamw | adamw_8bit
     expandable_segments: bool = False
+    mlp_tile_tokens: int | None = None  # decoder MLPs run this many tokens at a time (tiled MLP)
+    segmented_attention: bool = False  # shared-prompt rows attended without an [L, L] mask
+    offload_stash_size: int | None = None  # activations kept on the GPU while offloading (None: TRL's 5)
     gpus: int = 1  # data-parallel GPUs; the estimate is per GPU (see with_gpus)
     strategy: str = "ddp"  # ddp | zero3 (used when gpus > 1)
 
@@ -230,11 +240,11 @@ class StageBSettings:
     def profile(cls, name: str, **overrides) -> StageBSettings:
         if name == "seed":
             base = cls(two_models=True, chunked_logprobs=False, upcast_fp32=True)
-        elif name in ("stock", "fit", "fast"):
+        elif name in ("stock", "fit", "fast", "long"):
             from_profile = _profile_settings(name)
             base = cls(**from_profile)
         else:
-            raise ValueError(f"unknown profile {name!r}: use seed, stock, fit or fast")
+            raise ValueError(f"unknown profile {name!r}: use seed, stock, fit, long or fast")
         return dataclasses.replace(base, **overrides)
 
     @classmethod
@@ -252,6 +262,9 @@ class StageBSettings:
             logp_chunk_size=getattr(config, "logp_chunk_size", None),
             optimizer="adamw_8bit" if "8bit" in optim else "adamw",
             expandable_segments=bool(getattr(config, "expandable_segments", False)),
+            mlp_tile_tokens=getattr(config, "mlp_tile_tokens", None),
+            segmented_attention=bool(getattr(config, "segmented_attention", False)),
+            offload_stash_size=getattr(config, "offload_stash_size", None),
         )
 
 
@@ -259,9 +272,12 @@ def _profile_settings(name: str) -> dict:
     # Mirrors halluguard.train.dpo.PROFILE_SETTINGS without importing torch/trl.
     if name == "stock":
         return {}
+    fit = {"activation_offloading": True, "embeddings_on_cpu": True, "sequences_per_forward": 1, "share_prompt": True,
+           "expandable_segments": True, "optimizer": "adamw_8bit", "logp_chunk_size": 8192}
     if name == "fit":
-        return {"activation_offloading": True, "embeddings_on_cpu": True, "sequences_per_forward": 1, "share_prompt": True,
-                    "expandable_segments": True, "optimizer": "adamw_8bit", "logp_chunk_size": 8192}
+        return fit
+    if name == "long":  # also halluguard.train.sft.SFT_PROFILE_SETTINGS["long"] (sharing is DPO-only)
+        return {**fit, "segmented_attention": True, "mlp_tile_tokens": 2048, "offload_stash_size": 2}
     return {"cached_reference": True, "embeddings_on_cpu": True, "share_prompt": True, "expandable_segments": True}
 
 
@@ -296,9 +312,12 @@ def _weight_bytes(shape: ModelShape, quantization: str, upcast_fp32: bool, embed
     return parts
 
 
-def _layer_work(shape: ModelShape, tokens: int, grad: bool) -> float:
+def _layer_work(shape: ModelShape, tokens: int, grad: bool, mlp_tile: int | None = None) -> float:
     a, b = (CAL["work_h"], CAL["work_i"]) if grad else (CAL["nograd_h"], CAL["nograd_i"])
     dequant = shape.largest_linear() * 2  # bf16 copy of the dequantized weight
+    if mlp_tile and tokens > mlp_tile:  # tiled MLP: intermediates of one tile only
+        a = CAL["work_h_tiled"] if grad else a
+        return (tokens * a * shape.hidden + mlp_tile * b * shape.intermediate) * 2 + dequant
     return tokens * (a * shape.hidden + b * shape.intermediate) * 2 + dequant
 
 
@@ -385,7 +404,8 @@ def estimate_train_step(shape: ModelShape, seq: int, pairs: int = 1, settings: S
         fwd_rows = min(pairs, max(1, s.sequences_per_forward // 2) if s.sequences_per_forward else pairs)
         tokens, fwd_tokens = pairs * row, fwd_rows * row
         fwd_completion = fwd_rows * 2 * completion
-        parts["attention_mask"] = fwd_rows * row * row  # bool [rows, 1, L, L]
+        # bool [rows, 1, L, L] + SDPA's bf16 copy; none with segmented attention
+        parts["attention_mask"] = 0.0 if s.segmented_attention else fwd_rows * row * row * CAL["mask_bytes"]
     else:
         n_seq = pairs * (2 if preference else 1)
         per_fwd_seqs = min(n_seq, s.sequences_per_forward or n_seq)
@@ -395,8 +415,10 @@ def estimate_train_step(shape: ModelShape, seq: int, pairs: int = 1, settings: S
     if s.gradient_checkpointing:
         ckpt = shape.layers * tokens * h * 2 * CAL["ckpt_h"]
         if s.activation_offloading:
-            ckpt = CAL["offload_stash_layers"] * fwd_tokens * h * 2
-        work = _layer_work(shape, fwd_tokens, grad=True)
+            stash = (CAL["offload_stash_layers"] if s.offload_stash_size is None
+                     else s.offload_stash_size + CAL["offload_stash_extra"])
+            ckpt = stash * fwd_tokens * h * 2
+        work = _layer_work(shape, fwd_tokens, grad=True, mlp_tile=s.mlp_tile_tokens)
     else:
         ckpt = 0.0
         work = shape.layers * _layer_work(shape, fwd_tokens, grad=True) * 0.5 + _layer_work(shape, fwd_tokens, True)
@@ -407,7 +429,8 @@ def estimate_train_step(shape: ModelShape, seq: int, pairs: int = 1, settings: S
         parts["logprob_head"] = _head_bytes(shape, fwd_completion, grad=True, vocab_chunk=s.logp_chunk_size)
     else:
         parts["logprob_head"] = fwd_tokens * shape.vocab * CAL["full_logits_bytes"]
-    ref_work = _layer_work(shape, fwd_tokens, grad=False) if (preference and not s.cached_reference) else 0.0
+    ref_work = (_layer_work(shape, fwd_tokens, grad=False, mlp_tile=s.mlp_tile_tokens)
+                if (preference and not s.cached_reference) else 0.0)
     parts["layer_working_set"] = max(work, ref_work)
     _per_gpu_parts(shape, s, parts, lora, lora_b)
     parts["fixed"] = CAL["fixed_gib"] * GIB
@@ -486,6 +509,10 @@ def _stage_b_options(shape: ModelShape, seq: int, batch: int, gpu_gb: float, bas
         ("shared prompt (prompt computed once per pair)", {"share_prompt": True}),
         ("8-bit optimizer", {"optimizer": "adamw_8bit"}),
         ("expandable segments", {"expandable_segments": True}),
+        ("tiled MLP (mlp_tile_tokens=2048)", {"mlp_tile_tokens": 2048}),
+        ("shared prompt with segmented attention (no [L, L] mask)", {"share_prompt": True, "segmented_attention": True}),
+        ("memory_profile: long (all long-document levers)", dataclasses.asdict(StageBSettings.profile(
+            "long", lora_r=base.lora_r, quantization=base.quantization))),
     ]
     for option, change in levers:
         changed = dataclasses.replace(base, **change)
@@ -529,12 +556,17 @@ def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: 
 
     row("A: QLoRA SFT", estimate_train_step(shape, seq, batch, StageBSettings(**r), preference=False),
         "4-bit base, LoRA all-linear, checkpointing, fused head")
+    row("A: SFT, halluguard long", estimate_train_step(shape, seq, batch, StageBSettings.profile("long", **r),
+                                                       preference=False),
+        "memory_profile: long (HalluguardSFTConfig): offloading, embeddings on CPU, tiled MLP, 8-bit Adam")
     row("B: DPO, two 4-bit models (seed)", estimate_train_step(shape, seq, batch, StageBSettings.profile("seed", **r)),
         "policy + separate reference, full logits, fp32 embeddings/head")
     row("B: DPO, stock TRL 1.16", estimate_train_step(shape, seq, batch, StageBSettings.profile("stock", **r)),
         "adapter disabled as reference, fused head")
     row("B: DPO, halluguard fit", estimate_train_step(shape, seq, batch, StageBSettings.profile("fit", **r)),
         "offloaded activations, embeddings on CPU, shared prompt, 8-bit Adam")
+    row("B: DPO, halluguard long", estimate_train_step(shape, seq, batch, StageBSettings.profile("long", **r)),
+        "fit + tiled MLP + segmented attention (no [L, L] mask): documents of 8k-64k tokens")
     fast = StageBSettings.profile("fast", **r)
     k = max_pairs_per_step(shape, seq, gpu_gb, fast)
     row("B: DPO, halluguard fast", estimate_train_step(shape, seq, max(k, batch) if k >= batch else k, fast),
@@ -549,8 +581,14 @@ def plan(model: str | ModelShape, gpu_gb: float = 12.0, seq: int = 2048, batch: 
     options = _stage_b_options(shape, seq, batch, gpu_gb, baseline, gpus, strategy)
     fitting = [s for s in stages if s["stage"].startswith("B:") and s["fits"]]
     if fitting:
+        # fast when it fits; else the smallest peak, but long only where fit does not fit (long's extra MLP
+        # recompute buys nothing below ~8k tokens).
+        fit_fits = any(s["stage"] == "B: DPO, halluguard fit" for s in fitting)
+        fitting = [s for s in fitting if not (fit_fits and s["stage"] == "B: DPO, halluguard long")]
         best = min(fitting, key=lambda s: (s["stage"] != "B: DPO, halluguard fast", s["peak_gib"]))
         rec = f"{best['stage']} ({best['peak_gib']} GiB of {gpu_gb:g})"
+        if best["stage"] == "B: DPO, halluguard long":
+            rec += "; set memory_profile: long (see training/configs/dpo_llama31_8b_long.yaml)"
     else:
         rec = suggest_for_oom(shape, seq=seq, gpu_gb=gpu_gb, batch=batch, stage="dpo")
     return {
@@ -578,13 +616,18 @@ def suggest_for_oom(model: str | ModelShape | Any, seq: int, gpu_gb: float, batc
     cur = settings or StageBSettings()
     now = estimate_train_step(shape, seq, batch, cur, preference=pref)
     tries: list[tuple[str, StageBSettings, int, int]] = []
+    long = dataclasses.replace(StageBSettings.profile("long"), lora_r=cur.lora_r, quantization=cur.quantization)
     if pref:
         fit = dataclasses.replace(StageBSettings.profile("fit"), lora_r=cur.lora_r, quantization=cur.quantization)
         tries.append(("memory_profile='fit'", fit, seq, batch))
+        tries.append(("memory_profile='long' (tiled MLP + segmented attention on top of fit)", long, seq, batch))
     tries += [
         ("activation_offloading=True", dataclasses.replace(cur, activation_offloading=True), seq, batch),
         ("embeddings_on_cpu=True", dataclasses.replace(cur, embeddings_on_cpu=True), seq, batch),
     ]
+    if not pref:
+        tries.append(("memory_profile='long' (HalluguardSFTConfig: offloading, embeddings on CPU, tiled MLP, "
+                      "8-bit Adam)", long, seq, batch))
     if batch > 1:
         tries.append((f"per_device_train_batch_size=1 with gradient_accumulation_steps={batch}", cur, seq, 1))
     lines = [(f"Estimated peak {now.peak_gib:.1f} GiB for {shape.name} at seq {seq}, batch {batch} "
@@ -597,14 +640,13 @@ def suggest_for_oom(model: str | ModelShape | Any, seq: int, gpu_gb: float, batc
         if est.peak_gib <= gpu_gb:
             lines.append(f"Try {text}: about {est.peak_gib:.1f} GiB.")
             return " ".join(lines)
-    fit = StageBSettings.profile("fit", lora_r=cur.lora_r) if pref else dataclasses.replace(
-        cur, activation_offloading=True, embeddings_on_cpu=True)
+    fit = long
     longest = max_seq_that_fits(shape, gpu_gb, 1, fit, preference=pref)
     if longest:
-        lines.append(f"With the fit profile and batch 1, the longest sequence that fits is about {longest} tokens "
+        lines.append(f"With the long profile and batch 1, the longest sequence that fits is about {longest} tokens "
                      f"(max_length={longest}).")
     else:
-        lines.append("Even the fit profile at 128 tokens does not fit.")
+        lines.append("Even the long profile at 128 tokens does not fit.")
     try:
         small = load_shape(SMALLER_MODEL)
         if small.total_params < shape.total_params:

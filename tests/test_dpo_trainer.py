@@ -219,10 +219,13 @@ def _word_tokenizer(vocab_size: int):
 
 
 @pytest.mark.gpu
-def test_gpu_4bit_fit_levers_match_stock_trl(tmp_path):
+@pytest.mark.parametrize("profile", ["fit", "long"])
+def test_gpu_4bit_fit_levers_match_stock_trl(tmp_path, profile):
     """On CUDA, NF4 base, bf16, gradient checkpointing: the fit levers (shared prompt, activation offloading,
-    embeddings on CPU, 8k vocabulary tiles) against stock TRL on the same batch. bf16 tolerance:
+    embeddings on CPU, 8k vocabulary tiles) and the long ones (plus 128-token MLP tiles and segmented
+    attention through SDPA's kernels) against stock TRL on the same batch. bf16 tolerance:
     |loss difference| <= 5e-3 and each LoRA gradient within 5 % (relative L2) of stock's."""
+    from halluguard.train import tiling
     from transformers import BitsAndBytesConfig, LlamaConfig
 
     vocab = 2048
@@ -251,15 +254,20 @@ def test_gpu_4bit_fit_levers_match_stock_trl(tmp_path):
     stock = DPOTrainer(model=load(), args=DPOConfig(output_dir=str(tmp_path / "a"), **kw), train_dataset=data,
                        processing_class=tok, peft_config=lora())
     ref_loss, ref_grads = loss_and_grads(stock)
-    cfg_ours = HalluguardDPOConfig(output_dir=str(tmp_path / "b"), memory_profile="fit", optim="adamw_torch", **kw)
+    extra = {"mlp_tile_tokens": 128} if profile == "long" else {}
+    cfg_ours = HalluguardDPOConfig(output_dir=str(tmp_path / "b"), memory_profile=profile, optim="adamw_torch",
+                                   **kw, **extra)
+    tiling.CALLS.clear()
     ours = HalluguardDPOTrainer(model=load(), args=cfg_ours, train_dataset=data, processing_class=tok,
                                 peft_config=lora())
     with ours.maybe_activation_offload_context:
         loss, grads = loss_and_grads(ours)
     assert ours.shared_prompt_calls() == {"shared": 2, "plain": 0}
     assert ours.embeddings_offloaded
+    if profile == "long":
+        assert tiling.CALLS["tiled_mlp"] > 0 and tiling.CALLS["segmented_attention"] > 0, tiling.CALLS
     worst = max(float((grads[n].float() - ref_grads[n].float()).norm() / ref_grads[n].float().norm()) for n in grads)
-    print(f"GPU equivalence: |loss diff| {abs(loss - ref_loss):.2e}, worst LoRA grad rel. L2 diff {worst:.2e}")
+    print(f"GPU equivalence ({profile}): |loss diff| {abs(loss - ref_loss):.2e}, worst LoRA grad rel. L2 diff {worst:.2e}")
     assert abs(loss - ref_loss) <= 5e-3
     assert worst <= 0.05
 

@@ -38,7 +38,7 @@ def test_stage_b_parts_by_hand():
     assert fit["optimizer"] == pytest.approx(41_943_040 * 2 / GIB)  # 8-bit moments
     # shared prompt: one row of 2048 + 512 tokens; offloading keeps a stash of 6.5 layer inputs
     assert fit["checkpoints"] == pytest.approx(P.CAL["offload_stash_layers"] * 2560 * 4096 * 2 / GIB)
-    assert fit["attention_mask"] == pytest.approx(2560 * 2560 / GIB)
+    assert fit["attention_mask"] == pytest.approx(2560 * 2560 * P.CAL["mask_bytes"] / GIB)  # bool + bf16 copy
 
 
 def test_tied_embeddings_cannot_leave_the_gpu():

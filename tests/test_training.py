@@ -530,7 +530,7 @@ def test_sft_long_levers_match_stock_trl(tiny_llama_path, tokenizer, tmp_path):
     ref_loss, ref_grads = loss_and_grads(stock)
     long = sft.HalluguardSFTConfig(output_dir=str(tmp_path / "p"), memory_profile="long", **kw)
     assert long.gradient_checkpointing and long.activation_offloading and long.embeddings_on_cpu
-    assert long.mlp_tile_tokens == 4096 and long.optim == "adamw_torch"  # an explicit value wins over the profile
+    assert long.mlp_tile_tokens == 2048 and long.offload_stash_size == 2 and long.optim == "adamw_torch"  # an explicit value wins over the profile
     # The long profile's levers but activation offloading (TRL's needs an accelerator) and a tiny tile.
     cfg = sft.HalluguardSFTConfig(output_dir=str(tmp_path / "b"), gradient_checkpointing=True, embeddings_on_cpu=True,
                                   mlp_tile_tokens=5, **kw)

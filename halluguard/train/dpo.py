@@ -81,7 +81,8 @@ PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "embeddings_on_cpu": True,
         "share_prompt": True,
         "segmented_attention": True,
-        "mlp_tile_tokens": 4096,
+        "mlp_tile_tokens": 2048,
+        "offload_stash_size": 2,
         "sequences_per_forward": 1,
         "expandable_segments": True,
         "optim": "adamw_8bit",
@@ -148,6 +149,13 @@ class HalluguardDPOConfig(DPOConfig):
                           "flash kernel. Same loss and gradients. Switches the model to the "
                           "'halluguard_segmented_sdpa' attention (plain SDPA for every other call)."},
     )
+    offload_stash_size: int | None = field(
+        default=None,
+        metadata={"help": "With activation_offloading: how many offloaded activations stay on the GPU while their "
+                          "copies run (TRL's max_fwd_stash_size, default 5). At long lengths each is a whole layer "
+                          "input (640 MB at 80k tokens on an 8B) and a copy takes far less than a layer's compute, "
+                          "so 2 loses no overlap."},
+    )
     memory_cap_gb: float | None = field(
         default=None,
         metadata={"help": "Size the micro-batch (pairs per forward) to this GPU memory cap with the planner; "
@@ -160,6 +168,8 @@ class HalluguardDPOConfig(DPOConfig):
         apply_profile(self, DPOConfig, PROFILE_SETTINGS[self.memory_profile])
         if self.sequences_per_forward is not None and self.sequences_per_forward < 1:
             raise ValueError(f"sequences_per_forward must be >= 1 or None, got {self.sequences_per_forward}")
+        if self.offload_stash_size is not None and self.offload_stash_size < 1:
+            raise ValueError(f"offload_stash_size must be >= 1 or None, got {self.offload_stash_size}")
         if self.mlp_tile_tokens is not None and self.mlp_tile_tokens < 1:
             raise ValueError(f"mlp_tile_tokens must be >= 1 or None, got {self.mlp_tile_tokens}")
         if self.logp_chunk_size is not None and self.logp_chunk_size < 1:
@@ -509,6 +519,16 @@ def apply_long_levers(model, mlp_tile_tokens: int | None, segmented_attention: b
         use_segmented_attention(_base_of(model))
 
 
+def set_offload_stash(trainer, size: int | None) -> None:
+    """Rebuild TRL's activation-offloading context with `size` activations kept on the GPU (None: TRL's)."""
+    if not size or not trainer.args.activation_offloading:
+        return
+    from trl.models.activation_offloading import get_act_offloading_ctx_manager
+
+    trainer.maybe_activation_offload_context = get_act_offloading_ctx_manager(
+        model=trainer.model, max_fwd_stash_size=int(size))
+
+
 class HalluguardDPOTrainer(DPOTrainer):
     """TRL 1.16 DPOTrainer with halluguard's memory levers. The loss code is TRL's; see the module
     docstring. `ref_precompute_seconds` holds the time the cached reference took (0 if none);
@@ -539,6 +559,8 @@ class HalluguardDPOTrainer(DPOTrainer):
                 else:
                     logger.warning("embeddings_on_cpu ignored: full fine-tuning trains the embedding table")
         super().__init__(model, *args, **kwargs)
+        if own:
+            set_offload_stash(self, config.offload_stash_size)
         self._install_forward_wrappers()
 
     def _install_forward_wrappers(self) -> None:

@@ -64,7 +64,8 @@ SFT_PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
         "gradient_checkpointing": True,
         "activation_offloading": True,
         "embeddings_on_cpu": True,
-        "mlp_tile_tokens": 4096,
+        "mlp_tile_tokens": 2048,
+        "offload_stash_size": 2,
         "expandable_segments": True,
         "optim": "adamw_8bit",
     },
@@ -86,6 +87,9 @@ class HalluguardSFTConfig(SFTConfig):
     mlp_tile_tokens: int | None = field(
         default=None, metadata={"help": "Run every decoder MLP this many tokens at a time (DeepSpeed's TiledMLP). "
                                         "Same loss and gradients. None: off."})
+    offload_stash_size: int | None = field(
+        default=None, metadata={"help": "With activation_offloading: offloaded activations kept on the GPU while "
+                                        "their copies run (TRL's max_fwd_stash_size, default 5)."})
     expandable_segments: bool | None = field(
         default=None, metadata={"help": "CUDA allocator with expandable segments (less fragmentation)."})
 
@@ -104,7 +108,12 @@ class HalluguardSFTTrainer(SFTTrainer):
     """TRL 1.16 SFTTrainer with the levers of HalluguardSFTConfig (a plain SFTConfig means stock)."""
 
     def __init__(self, model, *args, **kwargs):
-        from halluguard.train.dpo import apply_long_levers, offload_input_embeddings, set_expandable_segments
+        from halluguard.train.dpo import (
+            apply_long_levers,
+            offload_input_embeddings,
+            set_expandable_segments,
+            set_offload_stash,
+        )
 
         config = kwargs.get("args", args[0] if args else None)
         self.embeddings_offloaded = False
@@ -118,6 +127,8 @@ class HalluguardSFTTrainer(SFTTrainer):
                 else:
                     logger.warning("embeddings_on_cpu ignored: full fine-tuning trains the embedding table")
         super().__init__(model, *args, **kwargs)
+        if isinstance(config, HalluguardSFTConfig):
+            set_offload_stash(self, config.offload_stash_size)
 
 
 def to_prompt_completion(ds, args: SFTArguments):

@@ -23,6 +23,7 @@ the forward are restored in the backward, so LoRA dropout draws the same masks.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import torch
 from torch import nn
@@ -30,6 +31,8 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 SEGMENTED_ATTENTION = "halluguard_segmented_sdpa"
+# How often each lever ran since the last clear() (benchmarks and tests check the levers really ran).
+CALLS: Counter = Counter()
 
 
 # --------------------------------------------------------------------------- tiled MLP
@@ -92,6 +95,7 @@ class _TiledForward:
     def __call__(self, x, *args, **kwargs):
         if args or kwargs or x.shape[:-1].numel() <= self.tile:
             return self.forward(x, *args, **kwargs)
+        CALLS["tiled_mlp"] += 1
         return TiledMLPFunction.apply(self.forward, self.tile, x)
 
 
@@ -161,6 +165,7 @@ def segmented_sdpa_forward(module, query, key, value, attention_mask, **kwargs):
     if not _is_marker(attention_mask):
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     kwargs.pop("is_causal", None)
+    CALLS["segmented_attention"] += 1
     width = query.shape[2]
     rows = []
     for i, (p, lc, total) in enumerate(attention_mask.view(-1, 3).tolist()):
@@ -198,8 +203,9 @@ def use_segmented_attention(model: nn.Module) -> bool:
         logger.warning("segmented_attention ignored: attention implementation is %r (needs sdpa or eager)", impl)
         return False
     register_segmented_attention()
-    if hasattr(model, "set_attn_implementation"):
+    try:
         model.set_attn_implementation(SEGMENTED_ATTENTION)
-    else:  # pragma: no cover - older transformers
+    except (AttributeError, ValueError) as e:  # pragma: no cover - transformers without run-time switching
+        logger.info("set_attn_implementation failed (%s); setting the config field directly", e)
         config._attn_implementation = SEGMENTED_ATTENTION
-    return True
+    return config._attn_implementation == SEGMENTED_ATTENTION
