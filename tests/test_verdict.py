@@ -185,3 +185,86 @@ def test_evaluation_documents_must_be_held_out(tmp_path):
     check_held_out(["Another document."], [str(train)])
     with pytest.raises(ValueError, match=r"1 evaluation document\(s\) also appear.*rows \[2\]"):
         check_held_out(["Another document.", "the mayor opened a bridge. "], [str(train)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-model CIs, scoring summaries made earlier, and the shipped example
+# ---------------------------------------------------------------------------------------------------
+def test_wilson_ci_by_hand():
+    from halluguard.train.verdict import wilson_ci
+
+    z2 = 1.959964 ** 2
+    assert wilson_ci(0, 10) == pytest.approx([0.0, 100 * z2 / (10 + z2)])  # not [0, 0] at k = 0
+    lo, hi = wilson_ci(5, 10)
+    assert (lo + hi) / 2 == pytest.approx(50.0) and hi - lo == pytest.approx(2 * 100 * 1.959964 *
+                                                                             math.sqrt(0.025 + z2 / 400) / (1 + z2 / 10))
+    r = compare({"flags": [True] * 5 + [False] * 5}, {"flags": [False] * 10}, n_bootstrap=50)
+    assert r["hallucination_rate"]["rate_ci"]["sft"] == pytest.approx([lo, hi])
+    assert "Wilson CIs: SFT 50.00" in to_markdown(r)
+
+
+def _summaries_file(tmp_path):
+    p = tmp_path / "summaries.jsonl"
+    rows = [{"document": f"Ana Costa sold {10 + i} boats in Faro.", "reference": f"Ana sold {10 + i} boats.",
+             "sft": "Bob bought 99 cars in Lisbon yesterday." if i < 3 else f"Ana sold {10 + i} boats.",
+             "dpo": f"Ana Costa sold {10 + i} boats."} for i in range(4)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def test_verdict_scores_given_summaries_without_a_model(tmp_path, monkeypatch):
+    from halluguard import loading
+    from halluguard.train import verdict
+
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: pytest.fail("no model may be loaded"))
+    (args,) = verdict.make_parser().parse_args_and_config([
+        "--eval_file", str(_summaries_file(tmp_path)), "--summary_column", "reference", "--sft_summary_column", "sft",
+        "--dpo_summary_column", "dpo", "--n_bootstrap", "100", "--output_dir", str(tmp_path / "out")])
+    report = verdict.run(args, verifier=OverlapVerifier())
+    h = report["hallucination_rate"]
+    assert (h["sft"], h["dpo"], report["n_documents"]) == (75.0, 0.0, 4)  # Bob, cars and Lisbon are not in the source
+    assert h["mcnemar"] == {"b": 3, "c": 0, "p_value": 0.25} and report["verdict"] == PARTIAL
+    assert {"rouge1", "similarity"} <= set(report["metrics"])
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"verdict.json", "verdict.md", "verdict.png", "verdict.svg",
+                                               "per_document.jsonl"}
+    assert "![SFT vs DPO: hallucination rates and the verdict](verdict.png)" in (out / "verdict.md").read_text()
+    assert "Verdict: partial" in (out / "verdict.svg").read_text()
+    rows = [json.loads(x) for x in (out / "per_document.jsonl").read_text().splitlines()]
+    assert rows[0]["document"] == "Ana Costa sold 10 boats in Faro." and rows[0]["sft_flags"] is True
+
+
+def test_verdict_given_summaries_need_both_columns(tmp_path):
+    from halluguard.train import verdict
+
+    f = str(_summaries_file(tmp_path))
+    with pytest.raises(ValueError, match="set both"):
+        verdict.run(verdict.VerdictArguments(eval_file=f, sft_summary_column="sft"), verifier=OverlapVerifier())
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        verdict.run(verdict.VerdictArguments(eval_file=f, sft_summary_column="sft", dpo_summary_column="nope",
+                                             output_dir=str(tmp_path / "o")), verifier=OverlapVerifier())
+    with pytest.raises(ValueError, match="sft_adapter and dpo_adapter are required"):
+        verdict.run(verdict.VerdictArguments(eval_file=f), verifier=OverlapVerifier())
+
+
+def test_shipped_example_verdict_was_made_by_this_code():
+    """examples/sft_vs_dpo/ (the notebook's input) is the output of training/verdict.py on summaries.jsonl:
+    its verdict follows from its own per-document flags, and the summaries are the input's."""
+    ex = Path(__file__).resolve().parents[1] / "examples/sft_vs_dpo"
+    report = json.loads((ex / "verdict.json").read_text())
+    rows = [json.loads(x) for x in (ex / "per_document.jsonl").read_text().splitlines()]
+    given = [json.loads(x) for x in (ex / "summaries.jsonl").read_text().splitlines()]
+    assert [r["sft_summaries"] for r in rows] == [g["sft_summary"] for g in given]
+    assert [r["dpo_summaries"] for r in rows] == [g["dpo_summary"] for g in given]
+    assert [r["document"] for r in rows] == [g["document"] for g in given]
+    for r in rows:  # flag = score >= the verifier's threshold, as recorded
+        for m in ("sft", "dpo"):
+            assert r[f"{m}_flags"] == (r[f"{m}_scores"] >= report["threshold"])
+    again = compare({"flags": [r["sft_flags"] for r in rows]}, {"flags": [r["dpo_flags"] for r in rows]},
+                    alpha=report["alpha"], n_bootstrap=report["args"]["n_bootstrap"], seed=report["args"]["seed"])
+    regenerate = ("regenerate it: python training/verdict.py --eval_file examples/sft_vs_dpo/summaries.jsonl "
+                  "--summary_column reference --sft_summary_column sft_summary --dpo_summary_column dpo_summary "
+                  "--output_dir examples/sft_vs_dpo")
+    assert again["hallucination_rate"] == report["hallucination_rate"], regenerate  # floats survive JSON exactly
+    assert (again["verdict"], again["reason"]) == (report["verdict"], report["reason"]), regenerate
+    assert (ex / "verdict.png").is_file() and (ex / "verdict.svg").is_file()

@@ -4,8 +4,14 @@ not supported, rule in docs/training.md).
 
     python training/verdict.py --config training/configs/verdict_qwen7b_lite.yaml
 
-Both adapters are switched on one 4-bit base. Output (output_dir): verdict.json, verdict.md,
-per_document.jsonl. Logic: halluguard/train/verdict.py.
+Both adapters are switched on one 4-bit base. Summaries both models wrote earlier are scored without
+loading a model (how examples/sft_vs_dpo/ was made):
+
+    python training/verdict.py --eval_file examples/sft_vs_dpo/summaries.jsonl --summary_column reference \
+        --sft_summary_column sft_summary --dpo_summary_column dpo_summary --output_dir examples/sft_vs_dpo
+
+Output (output_dir): verdict.json, verdict.md, per_document.jsonl and the figure verdict.png / .svg.
+Logic: halluguard/train/verdict.py.
 """
 
 import sys

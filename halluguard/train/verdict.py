@@ -349,8 +349,9 @@ def run(args: VerdictArguments, verifier=None) -> dict[str, Any]:
     else:
         docs, refs, res = _measure_adapters(args, docs, refs, prefs, verifier)
     report = compare(res["sft"], res["dpo"], alpha=args.alpha, n_bootstrap=args.n_bootstrap, seed=args.seed)
-    report.update({"verifier": args.verifier, "base_model": args.model_name_or_path,
-                   "sft_adapter": args.sft_adapter, "dpo_adapter": args.dpo_adapter, "args": asdict(args)})
+    report.update({"verifier": args.verifier, "threshold": float(getattr(verifier, "threshold", 0.5)),
+                   "base_model": args.model_name_or_path, "sft_adapter": args.sft_adapter,
+                   "dpo_adapter": args.dpo_adapter, "args": asdict(args)})
     write_outputs(Path(args.output_dir), report, docs, refs, res)
     return report
 
