@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .pool.records import PoolPair
+from .text import is_content
 from .pool.windows import WindowRetriever, sentences
 
 
@@ -71,7 +72,22 @@ def _case_like(word: str, model: str) -> str:
     return word
 
 
+_ARTICLE = re.compile(r"\b(a|an|A|An) $")
+
+
+def _fix_article(orig: str, a: int, b: int, new: str) -> tuple[int, int, str]:
+    """Keep "a"/"an" agreeing with a replaced word ("an eight" -> "a seven"); the article joins the span."""
+    m = _ARTICLE.search(orig[:a])
+    if not m or not new[:1].isalpha():
+        return a, b, new
+    want = "an" if new[:1].lower() in "aeiou" else "a"
+    if m.group(1).lower() == want:
+        return a, b, new
+    return m.start(), b, _case_like(want, m.group(1)) + " " + new
+
+
 def _edit(orig: str, repl, label: int, kind: str) -> Edit | None:
+    repl = [_fix_article(orig, a, b, new) if a < b else (a, b, new) for a, b, new in repl]
     text, spans = apply(orig, repl)
     if text == orig:
         return None
@@ -122,8 +138,10 @@ for _a, _b in ANTONYMS:
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
-NUMBER_WORDS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-                "twenty", "thirty", "forty", "fifty", "hundred", "thousand"]
+NUMBER_GROUPS = [["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"],
+                 ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"],
+                 ["hundred", "thousand", "million", "billion"], ["dozens", "hundreds", "thousands", "millions"]]
+NUMBER_WORDS = [w for g in NUMBER_GROUPS for w in g]
 
 # Faithful paraphrases (both directions are used unless marked one-way below).
 SYNONYMS = [
@@ -142,20 +160,23 @@ SYNONYMS = [
     ("police officers", "officers"), ("the prime minister", "the premier"), ("examine", "look at"),
     ("examined", "looked at"), ("investigate", "look into"), ("investigated", "looked into"),
     ("cancelled", "called off"), ("canceled", "called off"), ("rose", "went up"), ("fell", "went down"),
-    ("increased", "went up"), ("decreased", "went down"), ("died", "was killed"),
+    ("increased", "went up"), ("decreased", "went down"),
 ]
-_ONE_WAY = {"sufficiently", "tiny", "police officers", "died", "the prime minister", "vehicle", "individuals"}
+# Most pairs go formal -> plain only: the plain word is often another part of speech elsewhere ("use",
+# "also", "car"), and "said" -> "stated" reads worse. These few are safe both ways.
+_BOTH_WAYS = {"postponed", "postpone", "shop owners", "chief financial officer", "chief executive officer", "began",
+              "cancelled", "canceled", "purchased", "large", "children", "rapidly", "enormous"}
 _SYN: dict[str, str] = {}
 for _a, _b in SYNONYMS:
     _SYN.setdefault(_a, _b)
-    if _a not in _ONE_WAY:
+    if _a in _BOTH_WAYS:
         _SYN.setdefault(_b, _a)
 
 DETAILS = ["on Tuesday", "for the first time", "in a unanimous vote", "after a two-hour debate", "late at night",
            "despite strong opposition", "to widespread surprise", "in secret", "at a press conference",
            "for the third year running", "with immediate effect", "under pressure from investors",
            "ahead of schedule", "in front of hundreds of supporters", "by a narrow margin"]
-CAUSE_LINKS = ["because", "as a result of the fact that", "after", "since"]
+CAUSE_LINKS = ["because", "because", "due to the fact that", "in response to the fact that"]
 DUE_TO = ["due to", "because of", "as a result of"]
 CAUSE_NOUNS = ["rising costs", "pressure from investors", "the bad weather", "a surge in demand", "public anger",
                "a shortage of staff", "safety concerns", "a legal dispute", "falling prices", "the new rules"]
@@ -172,6 +193,7 @@ _NOT_NAMES = set(WEEKDAYS) | set(MONTHS) | {
     "Mr", "Mrs", "Ms", "Dr", "There", "Here", "Some", "Many", "Most", "All", "One", "Two", "Three", "Last", "Next",
     "However", "Also", "Earlier", "Later", "Meanwhile", "Yesterday", "Today", "Tomorrow", "According", "Police",
     "Officials", "By", "From", "With", "Without", "Under", "Over", "Since", "Although", "Despite", "During",
+    "No", "Not", "Now", "Then", "Such", "Each", "Every", "Both", "Other", "What", "Who", "Why", "How", "Where",
 }
 
 
@@ -182,7 +204,7 @@ def _words(text: str):
     return list(_WORD.finditer(text))
 
 
-def negation(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def negation(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Flip the polarity of one clause: remove a "not", turn "did not X" into "Xed" (and back), or add
     "not" after an auxiliary."""
     options = []
@@ -191,7 +213,8 @@ def negation(s: str, rng: random.Random, context: str = "") -> Edit | None:
         if past:
             options.append([(m.start(), m.end(), past)])
     for m in re.finditer(rf"\b({AUX})\s+(not|n't)\s+", s, re.I):
-        options.append([(m.start(), m.end(), m.group(1) + " ")])  # span = the auxiliary left bare
+        if m.group(1).lower() not in ("do", "does", "did"):  # "did not X" -> "Xed" above, never "did X"
+            options.append([(m.start(), m.end(), m.group(1) + " ")])  # span = the auxiliary left bare
     for m in re.finditer(r"\b({})\b".format("|".join(sorted(PAST, key=len, reverse=True))), s):
         before = s[:m.start()].rstrip().split()[-1:] or [""]
         if before[0].lower() not in {"be", "been", "being", "was", "were", "is", "are", "has", "have", "had", "the", "a"}:
@@ -208,7 +231,7 @@ def negation(s: str, rng: random.Random, context: str = "") -> Edit | None:
     return e
 
 
-def antonym(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def antonym(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     opts = [m for m in _words(s) if m.group(0).lower() in _ANT]
     if not opts:
         return None
@@ -230,21 +253,22 @@ def _new_number(tok: str, rng: random.Random) -> str:
     return str(rng.choice(choices))
 
 
-def number(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def number(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     opts = [m for m in _NUM.finditer(s) if not _YEAR.fullmatch(m.group(0))]
     words = [m for m in _words(s) if m.group(0).lower() in NUMBER_WORDS]
     if not opts and not words:
         return None
     m = rng.choice(opts + words)
     tok = m.group(0)
-    if tok.lower() in NUMBER_WORDS:
-        new = _case_like(rng.choice([w for w in NUMBER_WORDS if w != tok.lower()]), tok)
+    if tok.lower() in NUMBER_WORDS:  # "ten" -> "six", "million" -> "billion": same kind of word
+        group = next(g for g in NUMBER_GROUPS if tok.lower() in g)
+        new = _case_like(rng.choice([w for w in group if w != tok.lower()]), tok)
     else:
         new = _new_number(tok, rng)
     return _edit(s, [(m.start(), m.end(), new)], 1, "number")
 
 
-def date(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def date(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     opts = []
     for m in _words(s):
         w = m.group(0)
@@ -261,53 +285,63 @@ def date(s: str, rng: random.Random, context: str = "") -> Edit | None:
 
 def _is_name_word(word: str) -> bool:
     """A capitalised word that reads as a name ("Obama", "I"), not a function word ("The", "After")."""
-    return word == "I" or (word[:1].isupper() and word not in _NOT_NAMES and bool(names("x " + word)))
+    return word == "I" or word in TITLES or (word[:1].isupper() and word not in _NOT_NAMES and bool(names("x " + word)))
 
 
-def names(text: str) -> list[re.Match]:
-    """Capitalised name runs of `text`, without sentence-initial function words, weekdays or months."""
+TITLES = {"Mayor", "President", "Prime", "Minister", "Councillor", "Senator", "Governor", "Judge", "Chancellor",
+          "Secretary", "King", "Queen", "Prince", "Princess", "Sir", "Dame", "Lord", "Lady", "General", "Captain",
+          "Coach", "Manager", "Chairman", "Professor", "Prof", "Dr", "Mr", "Mrs", "Ms", "Miss", "Inspector",
+          "Sergeant", "Officer", "Detective", "Chief", "Director", "Pope", "Bishop", "Rev", "Reverend", "Justice"}
+
+
+def names(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of the capitalised name runs of `text`: titles ("Mayor", "Dr") cut off the front,
+    sentence-opening function words, weekdays and months left out."""
     out = []
     for m in _NAME.finditer(text):
-        parts = m.group(0).split()
-        if parts[0] in _NOT_NAMES:
+        start, name = m.start(), m.group(0)
+        parts = name.split()
+        while len(parts) > 1 and parts[0].rstrip(".") in TITLES:
+            cut = name.index(parts[1], len(parts[0]))
+            start, name, parts = start + cut, name[cut:], parts[1:]
+        if parts[0] in _NOT_NAMES or parts[0].rstrip(".") in TITLES:
             continue
-        if len(parts) == 1 and (m.start() == 0 or text[:m.start()].rstrip()[-1:] in ".!?\"'"):
+        if len(parts) == 1 and (start == 0 or text[:start].rstrip()[-1:] in ".!?\"'"):
             continue  # a lone capitalised word opening a sentence is usually not a name
-        out.append(m)
+        out.append((start, start + len(name), name))
     return out
 
 
-def entity(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def entity(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Replace a name with another name of the same document (same number of words when possible)."""
     here = names(s)
     if not here:
         return None
-    present = {m.group(0) for m in here}
-    others = sorted({m.group(0) for m in names(context)} - present)
+    present = {n for _, _, n in here}
+    others = sorted({n for _, _, n in names(context)} - present)
     others = [o for o in others if not any(o in p or p in o for p in present)]
     if not others:
         return None
-    m = rng.choice(here)
-    same_len = [o for o in others if len(o.split()) == len(m.group(0).split())]
-    return _edit(s, [(m.start(), m.end(), rng.choice(same_len or others))], 1, "entity")
+    a, b, name = rng.choice(here)
+    same_len = [o for o in others if len(o.split()) == len(name.split())]
+    return _edit(s, [(a, b, rng.choice(same_len or others))], 1, "entity")
 
 
-def role(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def role(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Swap two different names of one sentence ("A defeated B" -> "B defeated A"; proposer <-> opponent)."""
     here = names(s)
-    pairs = [(a, b) for i, a in enumerate(here) for b in here[i + 1:]
-             if a.group(0) != b.group(0) and a.group(0) not in b.group(0) and b.group(0) not in a.group(0)]
+    pairs = [(x, y) for i, x in enumerate(here) for y in here[i + 1:] if x[2] not in y[2] and y[2] not in x[2]]
     if not pairs:
         return None
-    a, b = rng.choice(pairs)
-    return _edit(s, [(a.start(), a.end(), b.group(0)), (b.start(), b.end(), a.group(0))], 1, "role")
+    x, y = rng.choice(pairs)
+    return _edit(s, [(x[0], x[1], y[2]), (y[0], y[1], x[2])], 1, "role")
 
 
 _MODAL = re.compile(r"\b(may|might|could|is expected to|are expected to|is likely to|are likely to|plans to|"
                     r"plan to|hopes to|hope to|is set to|are set to|would)\s+(?=[a-z])", re.I)
 
 
-def modality(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def modality(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Hedged to certain: "may/could/is expected to X" -> "will X"."""
     opts = list(_MODAL.finditer(s))
     if not opts:
@@ -324,7 +358,7 @@ def _end(s: str) -> int:
     return m.start() if m else len(s)
 
 
-def cause(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def cause(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Append an unsupported cause: "because <another fact of the document>" or "due to <a reason>"."""
     end = _end(s)
     if end < 15:
@@ -341,13 +375,15 @@ def cause(s: str, rng: random.Random, context: str = "") -> Edit | None:
     return _edit(s, [(end, end, clause)], 1, "cause")
 
 
-def detail(s: str, rng: random.Random, context: str = "") -> Edit | None:
-    """Append a detail the document does not give."""
+def detail(s: str, rng: random.Random, context: str = "", phrases: Sequence[str] = (), **kw) -> Edit | None:
+    """Append a detail the document does not give: a phrase of another document (`phrases`) or of a
+    small curated list."""
     end = _end(s)
     if end < 15:
         return None
     low = (context or s).lower()
-    opts = [d for d in DETAILS if d.lower() not in low and not any(w in low for w in d.lower().split() if len(w) > 6)]
+    pool = list(DETAILS) + rng.sample(list(phrases), min(len(phrases), 40))
+    opts = [d for d in pool if d.lower() not in low and not any(w in low for w in d.lower().split() if len(w) > 5)]
     if not opts:
         return None
     return _edit(s, [(end, end, " " + rng.choice(opts))], 1, "detail")
@@ -356,7 +392,7 @@ def detail(s: str, rng: random.Random, context: str = "") -> Edit | None:
 # ----------------------------------------------------------------------------- faithful rewrites (label 0)
 
 
-def synonym(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def synonym(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     low = s.lower()
     opts = []
     for phrase, rep in _SYN.items():
@@ -374,10 +410,12 @@ def synonym(s: str, rng: random.Random, context: str = "") -> Edit | None:
 
 
 _FRONTED = re.compile(r"^((?:On|In|During|After|Before|At|Last|Earlier|Later|Since|By|Following|Despite)\b[^,]{2,60}),\s+(\S)")
-_REPORTED = re.compile(r"^(.{12,}?),\s+(?:(he|she|they|it)|([A-Z][\w.'\- ]{1,60}?))\s+(said|says|added|told [\w ]{1,30}?)([.!?\"']*)\s*$")
+_REPORTED = re.compile(r"^(.{12,}?),\s+(?:(he|she|they|it|officials|police|experts|analysts|witnesses|researchers|"
+                       r"(?:the|a) [a-z]+(?: [a-z]+)?)|([A-Z][\w.'\- ]{1,60}?))\s+(said|says|added|told [\w ]{1,30}?)"
+                       r"([.!?\"']*)\s*$")
 
 
-def reorder(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def reorder(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Move a fronted adverbial to the end ("On Monday, X did Y." -> "X did Y on Monday."), or a trailing
     reporting clause to the front ("X, officials said." -> "Officials said X.")."""
     m = _FRONTED.match(s)
@@ -417,7 +455,7 @@ _ACTIVE = re.compile(r"^((?:The|A|An) [a-z][\w\- ]{0,30}?|[A-Z][a-z]+(?: [A-Z][a
                      + r") ((?:the|a|an|its|his|her|their) [\w\- ]{2,40}?)([,.;].*|)$")
 
 
-def passive(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def passive(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """"The council approved the plan." -> "The plan was approved by the council." (simple clauses only)."""
     m = _ACTIVE.match(s)
     if not m:
@@ -434,9 +472,9 @@ _CLAUSE = re.compile(r",\s+(?:who|which|where)\s+[^,]{3,80},|,\s+(?:officials|po
                      r",\s+(?:however|meanwhile|in fact|of course),", re.I)
 
 
-def drop_clause(s: str, rng: random.Random, context: str = "") -> Edit | None:
+def drop_clause(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Remove a non-restrictive clause that holds no number and no name (so nothing checkable goes)."""
-    opts = [m for m in _CLAUSE.finditer(s) if not re.search(r"\d", m.group(0)) and not names(" x " + m.group(0)[1:])]
+    opts = [m for m in _CLAUSE.finditer(s) if not re.search(r"\d", m.group(0)) and not names("x " + m.group(0)[1:])]
     if not opts:
         return None
     m = rng.choice(opts)
@@ -455,39 +493,65 @@ KINDS = tuple(ERRORS)
 FAITHFUL_KINDS = tuple(FAITHFUL)
 
 
-def perturb(sentence: str, kind: str, rng: random.Random | None = None, context: str = "") -> Edit | None:
+def perturb(sentence: str, kind: str, rng: random.Random | None = None, context: str = "", **kw) -> Edit | None:
     """One edit of `kind` (an error or a faithful rewrite), or None when the sentence offers none.
     `context` is the document the sentence comes from (names for entity swaps, facts for causes)."""
     fn = ERRORS.get(kind) or FAITHFUL.get(kind)
     if fn is None:
         raise ValueError(f"unknown kind {kind!r}; errors: {', '.join(KINDS)}; faithful: {', '.join(FAITHFUL_KINDS)}")
-    return fn(sentence, rng or random.Random(0), context)
+    return fn(sentence, rng or random.Random(0), context, **kw)
 
 
-def any_edit(sentence: str, rng: random.Random, faithful: bool, context: str = "",
-             weights: dict[str, float] | None = None) -> Edit | None:
-    """The first kind (in a seeded, weighted random order) that applies to the sentence."""
-    table = FAITHFUL if faithful else ERRORS
-    kinds = list(table)
+def _weighted_order(kinds: list[str], weights: dict[str, float] | None, rng: random.Random) -> list[str]:
+    kinds = list(kinds)
     w = [max((weights or {}).get(k, 1.0), 1e-6) for k in kinds]
     order = []
     while kinds:
         i = rng.choices(range(len(kinds)), weights=w)[0]
         order.append(kinds.pop(i))
         w.pop(i)
-    for k in order:
-        e = table[k](sentence, rng, context)
+    return order
+
+
+def any_edit(sentence: str, rng: random.Random, faithful: bool, context: str = "",
+             weights: dict[str, float] | None = None, **kw) -> Edit | None:
+    """The first kind (in a seeded, weighted random order) that applies to the sentence."""
+    table = FAITHFUL if faithful else ERRORS
+    for k in _weighted_order(list(table), weights, rng):
+        e = table[k](sentence, rng, context, **kw)
         if e is not None:
             return e
     return None
+
+
+# "cause" and "detail" apply to almost any sentence; without a lower weight they would crowd out the
+# kinds that need a name, a number or a negation.
+DEFAULT_WEIGHTS = {"cause": 0.6, "detail": 0.6, "modality": 1.5, "role": 1.2, "passive": 2.0, "drop_clause": 1.5}
+_PP = re.compile(r"\b(?:in|at|on|for|with|during|near|from|under|outside|inside|amid)\s+(?:the |a |an |his |her |their )?"
+                 r"(?:[A-Za-z][a-z'-]*\s+){0,2}[A-Za-z][a-z'-]*")
+
+
+def phrase_bank(docs: Sequence[PoolPair], rng: random.Random, limit: int = 3000) -> list[str]:
+    """Prepositional phrases ("in the capital", "at a rally in Leeds") from the documents, for `detail`:
+    a phrase from one document is an unsupported detail in another, and more varied than a fixed list."""
+    out: list[str] = []
+    for d in rng.sample(list(docs), min(len(docs), 400)):
+        for m in _PP.finditer(d.premise[:3000]):
+            words = m.group(0).split()
+            if 3 <= len(words) <= 5 and is_content(words[-1]):  # ends on a content word, not "the"/"of"
+                out.append(m.group(0))
+    rng.shuffle(out)
+    return sorted(set(out[:limit]))
 
 
 def generate_pairs(docs: Sequence[PoolPair], per_doc: int = 4, max_pairs: int = 30000, faithful_share: float = 0.4,
                    window: int = 3, seed: int = 0, min_words: int = 6, max_words: int = 45,
                    weights: dict[str, float] | None = None) -> list[PoolPair]:
     """(evidence window, edited sentence) pairs over the premises of `docs` (one document per distinct
-    doc_key). Each pair keeps its document's licence fields; source_set is "synthetic" and kind the edit
-    kind. The premise is the window the retriever picks for the edited sentence, as at inference."""
+    doc_key). For each pair a label is drawn (faithful with `faithful_share`), then a kind by `weights`,
+    then a sentence of the document it applies to. Each pair keeps its document's licence fields;
+    source_set is "synthetic", kind "error/<kind>" or "faithful/<kind>". The premise is the window the
+    retriever picks for the edited sentence, as at inference."""
     if not 0.0 <= faithful_share <= 1.0:
         raise ValueError(f"faithful_share must be in [0, 1], got {faithful_share}")
     rng = random.Random(seed)
@@ -497,32 +561,42 @@ def generate_pairs(docs: Sequence[PoolPair], per_doc: int = 4, max_pairs: int = 
             seen.add(d.doc_key)
             uniq.append(d)
     rng.shuffle(uniq)
+    phrases = phrase_bank(uniq, rng) if uniq else []
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
     out: list[PoolPair] = []
     for d in uniq:
         if len(out) >= max_pairs:
             break
-        out += _doc_edits(d, rng, per_doc, faithful_share, window, min_words, max_words, weights)
+        out += _doc_edits(d, rng, per_doc, faithful_share, window, (min_words, max_words), weights, phrases)
     return out[:max_pairs]
 
 
 def _doc_edits(d: PoolPair, rng: random.Random, per_doc: int, faithful_share: float, window: int,
-               min_words: int, max_words: int, weights) -> list[PoolPair]:
+               length: tuple[int, int], weights: dict[str, float], phrases: list[str]) -> list[PoolPair]:
     doc = d.premise
     sents = [doc[a:b] for a, b in sentences(doc)]
-    sents = [s for s in sents if min_words <= len(s.split()) <= max_words]
-    if not sents:
-        return []
+    sents = [s for s in sents if length[0] <= len(s.split()) <= length[1]]
     retriever = None
-    out = []
-    for s in rng.sample(sents, min(per_doc, len(sents))):
-        e = any_edit(s, rng, rng.random() < faithful_share, doc, weights)
+    out, used = [], set()
+    for _ in range(min(per_doc, len(sents))):
+        faithful = rng.random() < faithful_share
+        table = FAITHFUL if faithful else ERRORS
+        e = None
+        for kind in _weighted_order(list(table), weights, rng):
+            for s in rng.sample(sents, len(sents)):
+                if s not in used:
+                    e = table[kind](s, rng, doc, phrases=phrases)
+                    if e is not None:
+                        break
+            if e is not None:
+                break
         if e is None:
             continue
-        if retriever is None:
-            retriever = WindowRetriever(doc, window)
+        used.add(e.original)
+        retriever = retriever or WindowRetriever(doc, window)
         out.append(PoolPair(
             premise=retriever.best(e.text), hypothesis=e.text, label=e.label, source_set="synthetic",
             licence=d.licence, ship_ok=d.ship_ok, doc_key=d.doc_key, spans=e.spans if e.label else (),
             kind=f"{'error' if e.label else 'faithful'}/{e.kind}", level="pair", synthetic=True,
-            meta={"origin": d.source_set, "original": s}))
+            meta={"origin": d.source_set, "original": e.original}))
     return out

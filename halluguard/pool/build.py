@@ -191,3 +191,42 @@ def format_report(rep: dict[str, Any]) -> str:
               f"Final labels: {dict(rep.get('final_labels', {}))}", "", "| synthetic kind | pairs |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(rep.get("synthetic_by_kind", {}).items())]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Build the table and write the export and a Markdown report.
+
+        python -m halluguard.pool.build --out .entail/train_pairs.npz --report .entail/train_pairs.md
+        python -m halluguard.pool.build --out x.npz --synthetic_per_doc 0 --seed 1
+    """
+    import argparse
+    import dataclasses
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m halluguard.pool.build", description=main.__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="Where the .npz export goes.")
+    ap.add_argument("--report", default=None, help="Markdown report of the counts (default: beside --out, .md).")
+    ap.add_argument("--max_len", type=int, default=128, help="Word-pieces per (premise, hypothesis) row.")
+    for f in dataclasses.fields(TableConfig):
+        if f.type in ("int", "float", "bool", "str | None", "str"):
+            kind = {"int": int, "float": float}.get(f.type, str)
+            if f.type == "bool":
+                ap.add_argument(f"--{f.name}", type=lambda v: v.lower() in ("1", "true", "yes"), default=f.default,
+                                help=f.metadata.get("help"))
+            else:
+                ap.add_argument(f"--{f.name}", type=kind, default=f.default, help=f.metadata.get("help"))
+    ap.add_argument("--caps", type=json.loads, default=dict(DEFAULT_CAPS), help='Per-set caps as JSON, e.g. \'{"med": 1000}\'.')
+    ap.add_argument("--sources", type=lambda v: v.split(","), default=None, help="Comma-separated pool sets (default: all).")
+    args = ap.parse_args(argv)
+    cfg = TableConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TableConfig) if hasattr(args, f.name)})
+    pairs, rep = build_table(cfg)
+    info = export_npz(pairs, args.out, max_len=args.max_len)
+    report = Path(args.report or Path(args.out).with_suffix(".md"))
+    report.write_text(format_report(rep) + "\n\nExport: " + json.dumps(info) + "\n", encoding="utf-8")
+    print(format_report(rep))
+    print(json.dumps(info))
+    return {"report": rep, "export": info}
+
+
+if __name__ == "__main__":
+    main()

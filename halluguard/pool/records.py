@@ -94,7 +94,7 @@ def pair_key(premise: str, hypothesis: str) -> str:
 
 
 _DETOK = [
-    (re.compile(r"``\s*|''"), '"'),
+    (re.compile(r"``\s*"), '"'), (re.compile(r"\s*''"), '"'),
     (re.compile(r"-LRB-\s*", re.I), "("), (re.compile(r"\s*-RRB-", re.I), ")"),
     (re.compile(r"-LSB-\s*", re.I), "["), (re.compile(r"\s*-RSB-", re.I), "]"),
     (re.compile(r"\s+([.,;:!?%)\]])"), r"\1"),

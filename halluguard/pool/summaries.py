@@ -165,9 +165,9 @@ def load_falke(folder: Path) -> list[PoolPair]:
         triples = json.loads(z.read("val_sentence_pairs.json").decode("utf-8"))
     out = []
     for t in triples:
-        prem = clean(t["article_sent"])
+        prem = detok(t["article_sent"])
         for key, label in (("correct_sent", 0), ("incorrect_sent", 1)):
-            hyp = clean(t[key])
+            hyp = detok(t[key])
             if prem and hyp:
                 out.append(make_pair("falke", prem, hyp, label, doc_key=doc_key(prem), kind="val_sentence_pairs"))
     return out

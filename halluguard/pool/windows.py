@@ -17,7 +17,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from ..text import is_content, split_sentences, stem, tokenize
+from ..text import ABBREVIATIONS, is_content, split_sentences, stem, tokenize
 from .records import PoolPair, fold
 
 _LOWER_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
@@ -29,6 +29,9 @@ def sentences(text: str) -> list[tuple[int, int]]:
     if letters and sum(c.isupper() for c in letters) < 0.01 * len(letters):
         out, start = [], 0
         for m in _LOWER_SPLIT.finditer(text):
+            last = text[start:m.start()].split()[-1:] or [""]
+            if last[0].rstrip(".").lower() in ABBREVIATIONS:  # "mr. holt"
+                continue
             out.append((start, m.start() + len(m.group(0).rstrip())))
             start = m.end()
         out.append((start, len(text)))
