@@ -503,6 +503,18 @@ def _load_model_tokenizer(spec: ModelSpec, source: str, local: bool, cache_only:
         name, tok_local = _resolve_source(spec.tokenizer, what="tokenizer")
         cache_only = False if tok_local else hub_cache_only(name)
     revision = spec.revision if not local and not spec.tokenizer else None
+    try:
+        return _tokenizer_for_head(spec, name, revision, cache_only)
+    except Exception:  # noqa: BLE001 - not in the cache (weights were), or no tokenizer files at all
+        if not cache_only:
+            raise
+    why = hub_unreachable_reason()  # the model came from the cache; its tokenizer files did not
+    if why and spec.head == "causal-lm":
+        raise _unavailable(name, why, partly=True) from None
+    return _tokenizer_for_head(spec, name, revision, False) if not why else None
+
+
+def _tokenizer_for_head(spec: ModelSpec, name: str, revision: str | None, cache_only: bool):
     if spec.head == "causal-lm":
         return load_tokenizer(name, trust_remote_code=spec.trust_remote_code, revision=revision,
                               local_files_only=cache_only)
@@ -512,6 +524,8 @@ def _load_model_tokenizer(spec: ModelSpec, source: str, local: bool, cache_only:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=spec.trust_remote_code, revision=revision,
                                              **({"local_files_only": True} if cache_only else {}))
     except Exception:  # noqa: BLE001 - no tokenizer files; the caller decides whether it needs one
+        if cache_only:
+            raise
         return None
 
 

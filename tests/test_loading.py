@@ -350,7 +350,7 @@ def _fails_fast(call, *expected: str) -> str:
     took = time.perf_counter() - t
     msg = str(e.value)
     assert took < 5, f"took {took:.1f} s"
-    for part in ("not in the local Hugging Face cache", "hf download", "--model models/", *expected):
+    for part in ("the local Hugging Face cache", "hf download", "--model models/", *expected):
         assert part in msg, msg
     return msg
 
@@ -393,6 +393,19 @@ def test_cached_hub_id_loads_offline(tiny_classifier_path, empty_hub_cache):
     (repo / "refs" / "main").write_text(commit)
     model, tok = load_model("halluguard-test/tiny-cls", head="seq-cls", quantization="none")
     assert type(model).__name__ == "BertForSequenceClassification" and tok is not None
+
+
+def test_cached_weights_without_tokenizer_offline(tiny_llama_path, empty_hub_cache):
+    import shutil
+
+    repo = empty_hub_cache / "models--halluguard-test--tiny-llama"
+    snap = repo / "snapshots" / ("1" * 40)
+    snap.mkdir(parents=True)
+    for f in ("config.json", "model.safetensors", "generation_config.json"):  # weights only: an interrupted download
+        shutil.copy(Path(tiny_llama_path, f), snap / f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    _fails_fast(lambda: load_model("halluguard-test/tiny-llama", quantization="none"), "only partly in")
 
 
 def test_entry_points_fail_fast_offline(empty_hub_cache, tmp_path, capsys):
