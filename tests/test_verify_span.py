@@ -17,9 +17,14 @@ from conftest import minilm_dir, real_tokenizer
 
 from halluguard.loading import HubUnavailable
 from halluguard.verify import get_verifier
-from halluguard.verify.presets import PRESETS, get_preset
-from halluguard.verify.span import SpanVerifier, hallucinated_index, merge_chunk_probs, token_spans
 from halluguard.verify._common import TextPiece
+from halluguard.verify.presets import PRESETS, get_preset
+from halluguard.verify.span import (
+    SpanVerifier,
+    hallucinated_index,
+    merge_chunk_probs,
+    token_spans,
+)
 
 SOURCE = "The museum in Hamburg opened in 2004. It shows ships and maps from the old harbour."
 
@@ -252,7 +257,8 @@ def test_cli_verify_and_bench_with_span(flagging_model, tmp_path, capsys, empty_
     assert main(["bench", "--backend", "span", "--preset", "lettucedetect-base", "--set", str(pairs)]) == 2
     assert time.perf_counter() - t < 10
     err = capsys.readouterr().err
-    assert err.count("KRLabsOrg/lettucedect-base-modernbert-en-v1") >= 2 and "--preset lettucedetect-base --model" in err
+    assert err.count("KRLabsOrg/lettucedect-base-modernbert-en-v1") >= 2
+    assert "--preset lettucedetect-base --model" in err
 
 
 def test_app_verifier_choice(flagging_model, empty_hub_cache):
