@@ -167,3 +167,10 @@ def test_dry_run_writes_nothing(tmp_path, capsys):
     plan = json.loads(capsys.readouterr().out)
     assert plan["would_read"] == "abisee/cnn_dailymail" and plan["columns"]["document"] == "article"
     assert not (tmp_path / "d").exists()
+
+
+def test_a_missing_recipe_data_file_says_how_to_build_it(tmp_path):
+    from halluguard.train.common import read_table
+
+    with pytest.raises(FileNotFoundError, match="halluguard data sft"):
+        read_table(tmp_path / "data" / "sft_train.jsonl", ["document", "summary"], "input")

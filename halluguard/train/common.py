@@ -138,7 +138,10 @@ def read_table(path: str | os.PathLike, required: Sequence[str] = (), name: str 
 
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{name} file not found: {p}")
+        hint = ""
+        if p.name in ("sft_train.jsonl", "heldout.jsonl"):  # the recipes' default data files
+            hint = "; build it with `halluguard data sft --from cnn_dailymail` (or a local file), see docs/training.md"
+        raise FileNotFoundError(f"{name} file not found: {p}{hint}")
     kind = _READERS.get(p.suffix.lower())
     if kind is None:
         raise ValueError(f"{name} file {p}: unsupported extension {p.suffix!r}; use .jsonl, .csv or .parquet")
