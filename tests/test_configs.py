@@ -23,6 +23,7 @@ STAGES = {  # config prefix -> module with make_parser()
     "scorer": "halluguard.train.scorer",
     "verdict": "halluguard.train.verdict",
     "ablate": "halluguard.train.ablate",
+    "entail": "halluguard.train.entail",
 }
 # Stages whose config includes TRL's TrainingArguments: the recipes ask for bf16 (GPU); the test runs on CPU.
 CPU_OVERRIDES = {"sft": ["--bf16", "false"], "dpo": ["--bf16", "false"], "scorer": ["--bf16", "false"]}
@@ -122,9 +123,9 @@ def test_badly_named_config_fails(tmp_path: Path):
 def test_every_stage_config_field_has_help():
     import dataclasses
 
-    from halluguard.train import ablate, preference, scorer, sft, triplets, verdict
+    from halluguard.train import ablate, entail, preference, scorer, sft, triplets, verdict
 
     for cls in (sft.SFTArguments, triplets.TripletArguments, preference.DPOStageArguments, scorer.ScorerArguments,
-                verdict.VerdictArguments, ablate.AblationArguments):
+                verdict.VerdictArguments, ablate.AblationArguments, entail.EntailConfig):
         missing = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]
         assert not missing, f"{cls.__name__}: fields without help: {missing}"

@@ -22,6 +22,7 @@ BACKENDS: dict[str, str] = {
     "lite": "halluguard.verify.lite:LiteVerifier",
     "nli": "halluguard.verify.nli:NLIVerifier",
     "span": "halluguard.verify.span:SpanVerifier",
+    "entail": "halluguard.verify.entail:EntailVerifier",
     "judge": "halluguard.verify.judge:JudgeVerifier",
     "dpo-reward": "halluguard.verify.dpo_reward:DPORewardVerifier",
 }
