@@ -7,7 +7,7 @@
     svg = plots.figure_svg(plots.score_histogram(scores, gold, threshold=0.465))   # inline <svg> for HTML
 
 Figures: training curves (`line_panels`), the batch report's score histogram (`score_histogram`), the
-SFT-vs-DPO verdict (`verdict_figure`) and one figure per ablation factor (`ablation_figure`). Each
+SFT-vs-DPO verdict (`verdict_figure`, `paired_scores_figure`) and one figure per ablation factor (`ablation_figure`). Each
 returns a matplotlib Figure; `save_figure` writes PNG (slides) and SVG (papers, scales cleanly).
 """
 
@@ -59,8 +59,15 @@ def _styled(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with pyplot().rc_context(_RC):
+        # Only our keys are saved and restored: rc_context() would also restore 'interactive', undoing
+        # the Jupyter inline backend that activates on the first figure (which then is never shown).
+        rc = pyplot().rcParams
+        saved = {k: rc[k] for k in _RC}
+        rc.update(_RC)
+        try:
             return fn(*args, **kwargs)
+        finally:
+            rc.update(saved)
 
     return wrapper
 
@@ -229,6 +236,38 @@ def _diff_panel(ax, h: Mapping[str, Any]) -> None:
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("d = rate(SFT) - rate(DPO), points (> 0: DPO hallucinates less)")
     ax.set_title("difference, 95% paired-bootstrap CI", fontsize=10)
+
+
+@_styled
+def paired_scores_figure(sft_scores: Sequence[float], dpo_scores: Sequence[float], threshold: float,
+                         labels: Sequence[str] | None = None):
+    """One line per document from its SFT score to its DPO score: the pairs McNemar's test counts are the
+    lines that cross the threshold (red: DPO newly flagged, green: DPO fixed)."""
+    sft_scores, dpo_scores = [float(x) for x in sft_scores], [float(x) for x in dpo_scores]  # lists, Series, arrays
+    if len(sft_scores) != len(dpo_scores) or not sft_scores:
+        raise ValueError(f"need paired, non-empty scores: got {len(sft_scores)} SFT and {len(dpo_scores)} DPO")
+    labels = list(labels) if labels is not None else [str(i) for i in range(len(sft_scores))]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    for s, d, name in zip(sft_scores, dpo_scores, labels):
+        fixed, broke = s >= threshold > d, d >= threshold > s
+        color = FAITHFUL_COLOR if fixed else HALLUCINATED_COLOR if broke else "#9ca3af"
+        ax.plot([0, 1], [s, d], marker="o", color=color, lw=2 if (fixed or broke) else 1, alpha=0.9)
+        if fixed or broke:
+            ax.annotate(name, (1, d), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8, color=color)
+    ax.axhline(threshold, color="#374151", ls="--", lw=1)
+    ax.annotate(f"threshold {threshold:g}", (0.5, threshold), xytext=(0, 3), textcoords="offset points",
+                ha="center", fontsize=8, color="#374151", zorder=5,
+                bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1})
+    ax.set_xticks([0, 1], ["SFT", "DPO"])
+    ax.set_xlim(-0.15, 1.35)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("P(hallucination)")
+    n_fixed = sum(s >= threshold > d for s, d in zip(sft_scores, dpo_scores))
+    n_broke = sum(d >= threshold > s for s, d in zip(sft_scores, dpo_scores))
+    ax.set_title(f"per document: {n_fixed} fixed by DPO (green), {n_broke} newly flagged (red)", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -104,11 +104,28 @@ def test_histogram_counts_are_whole_rows_and_split_by_gold():
         plots.score_histogram([0.1], gold=[0, 1])
 
 
-def test_plots_leave_the_callers_matplotlib_style_alone():
+def test_paired_scores_figure_marks_the_documents_mcnemar_counts():
+    fig = plots.paired_scores_figure([0.9, 0.2, 0.3], [0.1, 0.8, 0.35], 0.5, labels=["fixed", "broke", "same"])
+    ax = fig.axes[0]
+    assert ax.get_title() == "per document: 1 fixed by DPO (green), 1 newly flagged (red)"
+    names = {t.get_text() for t in ax.texts}
+    assert {"fixed", "broke"} <= names and "same" not in names and "threshold 0.5" in names
+    with pytest.raises(ValueError, match="paired"):
+        plots.paired_scores_figure([0.1], [0.2, 0.3], 0.5)
+
+
+def test_plots_leave_the_callers_matplotlib_settings_alone():
+    import matplotlib
+
     plt = plots.pyplot()
-    before = plt.rcParams["svg.fonttype"], plt.rcParams["axes.spines.top"]
-    plots.figure_svg(plots.line_panels([("x", {"x": [(0, 0), (1, 1)]})]))
-    assert (plt.rcParams["svg.fonttype"], plt.rcParams["axes.spines.top"]) == before
+    before = plt.rcParams["svg.fonttype"], plt.rcParams["axes.spines.top"], matplotlib.is_interactive()
+    matplotlib.interactive(True)  # Jupyter's inline backend turns this on with the first figure: keep it on
+    try:
+        plots.figure_svg(plots.line_panels([("x", {"x": [(0, 0), (1, 1)]})]))
+        assert matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(before[2])
+    assert (plt.rcParams["svg.fonttype"], plt.rcParams["axes.spines.top"]) == before[:2]
 
 
 # ---------------------------------------------------------------------------------------------------
