@@ -1,0 +1,55 @@
+"""The app's Results tab back end (halluguard/app/results.py): a verdict.json or an ablation results.json
+becomes a markdown table and PNG figures under the app's output folder; anything else is a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from halluguard.app.results import load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_verdict_json_gives_its_table_and_figure(tmp_path):
+    view = load_results(ROOT / "examples/sft_vs_dpo/verdict.json", tmp_path)
+    report = json.loads((ROOT / "examples/sft_vs_dpo/verdict.json").read_text())
+    assert view.kind == "verdict" and f"**{report['verdict']}**" in view.markdown and report["reason"] in view.markdown
+    assert len(view.figures) == 1 and Path(view.figures[0]).read_bytes()[:8] == PNG_MAGIC
+    assert Path(view.figures[0]).is_relative_to(tmp_path / "results")  # inside the app's allowed output folder
+
+
+def test_ablation_results_give_one_figure_per_varied_factor(tmp_path):
+    base = {"factor": "baseline", "variant": "baseline", "beta": 0.1, "learning_rate": 5e-6, "quantization": "nf4",
+            "train_size": None, "global_step": 10, "hallucination_rate": 20.0}
+    rows = [base, dict(base, factor="beta", variant="beta=0.3", beta=0.3, hallucination_rate=15.0),
+            dict(base, factor="quantization", variant="quantization=int8", quantization="int8", hallucination_rate=21.0)]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"kind": "ablation", "rows": rows}))
+    view = load_results(path, tmp_path / "app")
+    assert view.kind == "ablation" and "| beta=0.3 |" in view.markdown
+    assert sorted(Path(p).name for p in view.figures) == ["ablation_beta.png", "ablation_quantization.png"]
+    path.write_text(json.dumps(rows[:1]))  # a bare list of rows works too; one run only: nothing to plot
+    view = load_results(path, tmp_path / "app")
+    assert view.figures == [] and "No factor has two measured values" in view.markdown
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not a JSON file"),
+    ('{"rows": 3}', "neither a verdict.json"),
+    ('[{"variant": "x"}]', "neither a verdict.json"),
+    ('{"verdict": "partial", "hallucination_rate": {"sft": 1}}', "lacks a field"),
+])
+def test_other_files_are_refused_with_a_reason(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_results(path, tmp_path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "nope.json", tmp_path)
