@@ -15,6 +15,7 @@ Faithful rewrites (label 0; they keep every number and every name; spans mark wh
   synonym     curated paraphrases ("postponed" -> "pushed back", "shop owners" -> "shopkeepers")
   reorder     a fronted adverbial or a reporting clause moved   passive    "A approved the plan" -> "The plan was approved by A"
   drop_clause a non-essential clause without numbers or names removed
+  number_format the same quantity written another way ("8 percent" -> "8%", "$5 million" -> "5 million dollars")
 
 Every function takes a `random.Random`; the same seed gives the same output. `generate_pairs` turns
 documents of the pool into (evidence window, edited sentence) training pairs; `perturb(sentence, kind)`
@@ -161,11 +162,22 @@ SYNONYMS = [
     ("examined", "looked at"), ("investigate", "look into"), ("investigated", "looked into"),
     ("cancelled", "called off"), ("canceled", "called off"), ("rose", "went up"), ("fell", "went down"),
     ("increased", "went up"), ("decreased", "went down"),
+    ("in order to", "to"), ("a number of", "several"), ("currently", "now"), ("at present", "now"),
+    ("subsequently", "later"), ("additionally", "also"), ("nevertheless", "still"), ("whilst", "while"),
+    ("amongst", "among"), ("required", "needed"), ("youngsters", "young people"), ("commented", "said"),
+    ("told reporters", "said"), ("in the wake of", "after"), ("due to", "because of"), ("as well as", "and"),
+    ("a great deal of", "a lot of"), ("nearly", "almost"), ("spokesman", "spokesperson"),
+    ("spokeswoman", "spokesperson"), ("hospitalised", "taken to hospital"), ("hospitalized", "taken to hospital"),
+    ("passed away", "died"), ("inquire", "ask"), ("discussed", "talked about"), ("expenditure", "spending"),
+    ("the majority of", "most"), ("in excess of", "more than"), ("more than", "over"), ("on a daily basis", "daily"),
+    ("regarding", "about"), ("with regard to", "about"), ("sustained", "suffered"), ("the firm", "the company"),
+    ("per cent", "percent"), ("roughly", "about"), ("in the event that", "if"), ("approximately", "around"),
 ]
 # Most pairs go formal -> plain only: the plain word is often another part of speech elsewhere ("use",
 # "also", "car"), and "said" -> "stated" reads worse. These few are safe both ways.
 _BOTH_WAYS = {"postponed", "postpone", "shop owners", "chief financial officer", "chief executive officer", "began",
-              "cancelled", "canceled", "purchased", "large", "children", "rapidly", "enormous"}
+              "cancelled", "canceled", "purchased", "large", "children", "rapidly", "enormous", "nearly", "due to",
+              "the firm", "per cent"}
 _SYN: dict[str, str] = {}
 for _a, _b in SYNONYMS:
     _SYN.setdefault(_a, _b)
@@ -210,8 +222,9 @@ def negation(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None
     options = []
     for m in re.finditer(r"\b(did|does|do)\s+not\s+([a-z]+)\b", s):
         past = BASE_TO_PAST.get(m.group(2))
-        if past:
+        if past:  # "did not reduce" -> "reduced" / "also reduced"
             options.append([(m.start(), m.end(), past)])
+            options.append([(m.start(), m.end(), "also " + past)])
     for m in re.finditer(rf"\b({AUX})\s+(not|n't)\s+", s, re.I):
         if m.group(1).lower() not in ("do", "does", "did"):  # "did not X" -> "Xed" above, never "did X"
             options.append([(m.start(), m.end(), m.group(1) + " ")])  # span = the auxiliary left bare
@@ -409,6 +422,24 @@ def synonym(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     return _edit(s, chosen, 0, "synonym")
 
 
+_PERCENT = re.compile(r"(\d[\d.,]*)(\s?%|\s(?:percent|per cent)\b)")
+_MONEY = re.compile(r"([$\u00a3\u20ac])(\d[\d.,]*)(\s(?:million|billion|thousand)\b)?")
+_CURRENCY = {"$": "dollars", "\u00a3": "pounds", "\u20ac": "euros"}
+
+
+def number_format(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
+    """The same quantity written another way: "8 percent" <-> "8%", "$5 million" -> "5 million dollars"."""
+    opts = []
+    for m in _PERCENT.finditer(s):
+        new = m.group(1) + (" percent" if "%" in m.group(2) else "%")
+        opts.append((m.start(), m.end(), new))
+    for m in _MONEY.finditer(s):
+        opts.append((m.start(), m.end(), f"{m.group(2)}{m.group(3) or ''} {_CURRENCY[m.group(1)]}"))
+    if not opts:
+        return None
+    return _edit(s, [rng.choice(opts)], 0, "number_format")
+
+
 _FRONTED = re.compile(r"^((?:On|In|During|After|Before|At|Last|Earlier|Later|Since|By|Following|Despite)\b[^,]{2,60}),\s+(\S)")
 _REPORTED = re.compile(r"^(.{12,}?),\s+(?:(he|she|they|it|officials|police|experts|analysts|witnesses|researchers|"
                        r"(?:the|a) [a-z]+(?: [a-z]+)?)|([A-Z][\w.'\- ]{1,60}?))\s+(said|says|added|told [\w ]{1,30}?)"
@@ -488,6 +519,7 @@ ERRORS: dict[str, Callable[..., Edit | None]] = {
 }
 FAITHFUL: dict[str, Callable[..., Edit | None]] = {
     "synonym": synonym, "reorder": reorder, "passive": passive, "drop_clause": drop_clause,
+    "number_format": number_format,
 }
 KINDS = tuple(ERRORS)
 FAITHFUL_KINDS = tuple(FAITHFUL)

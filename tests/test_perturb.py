@@ -54,7 +54,7 @@ def test_role_swap_marks_both_names():
 
 @pytest.mark.parametrize("sentence,kind,expected,marked", [
     ("The council postponed the vote.", "negation", "The council did not postpone the vote.", ["did not postpone"]),
-    ("The new rules did not reduce costs.", "negation", "The new rules reduced costs.", ["reduced"]),
+    ("The new rules did not reduce costs.", "negation", "The new rules also reduced costs.", ["also reduced"]),
     ("The shop owners may get 4.5 million euros.", "negation", "The shop owners may not get 4.5 million euros.", ["not"]),
     ("The council is not ready.", "negation", "The council is ready.", ["is"]),
     ("Shares rose 8 percent.", "antonym", "Shares fell 8 percent.", ["fell"]),
@@ -63,6 +63,11 @@ def test_role_swap_marks_both_names():
 def test_subtle_cases_of_the_issue(sentence, kind, expected, marked):
     e = perturb(sentence, kind, random.Random(0))
     assert e.text == expected and [e.text[a:b] for a, b in e.spans] == marked
+
+
+def test_did_not_becomes_also_did():
+    texts = {perturb("The new rules did not reduce costs.", "negation", random.Random(i)).text for i in range(20)}
+    assert texts == {"The new rules reduced costs.", "The new rules also reduced costs."}
 
 
 def test_added_cause_is_marked_and_comes_from_the_document():
@@ -128,6 +133,12 @@ def test_reorder_passive_and_drop_clause():
         "The mayor signed the order."
     # A clause with a name or a number is essential: it is never dropped.
     assert perturb("The mayor, who beat Tom Reyes, signed the order.", "drop_clause", random.Random(0)) is None
+
+
+def test_number_format_rewrites_keep_the_quantity():
+    assert perturb("Shares rose 8 percent.", "number_format", random.Random(0)).text == "Shares rose 8%."
+    assert perturb("Shares rose 8.5%.", "number_format", random.Random(0)).text == "Shares rose 8.5 percent."
+    assert perturb("It cost $5 million.", "number_format", random.Random(0)).text == "It cost 5 million dollars."
 
 
 def test_apply_reports_spans_in_the_new_text():
