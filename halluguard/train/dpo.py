@@ -594,11 +594,32 @@ class HalluguardDPOTrainer(DPOTrainer):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         t0 = time.perf_counter()
+        dataset = self._with_shared_cache_dir(dataset, name)
         out = super()._precompute_ref_logps(dataset, name, batch_size)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.ref_precompute_seconds += time.perf_counter() - t0
         return out
+
+
+    def _with_shared_cache_dir(self, dataset, name):
+        """TRL 1.16 writes the cached reference log-probs beside the dataset's cache files (main process)
+        and every process reads them back. An in-memory dataset (`Dataset.from_list`, or its tokenized map)
+        has no cache files, so each process looks in its own temporary folder and all but the main one
+        fail with FileNotFoundError (found running `fast` under DDP on two processes). Such a dataset gets
+        a file under output_dir, which the processes of one machine share."""
+        import os
+
+        from datasets import Dataset
+
+        if self.accelerator.num_processes <= 1 or getattr(dataset, "cache_files", None):
+            return dataset
+        path = os.path.join(self.args.output_dir, f"halluguard_ref_input_{name}.arrow")
+        if self.accelerator.is_main_process:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            dataset.map(lambda batch: batch, batched=True, cache_file_name=path, load_from_cache_file=False)
+        self.accelerator.wait_for_everyone()
+        return Dataset.from_file(path)
 
 
 def size_micro_batch(model, config: HalluguardDPOConfig, lora_r: int = 16) -> int:
