@@ -203,6 +203,19 @@ def test_wilson_ci_by_hand():
     assert "Wilson CIs: SFT 50.00" in to_markdown(r)
 
 
+def test_wilson_ci_contains_the_rate_at_the_extremes(tmp_path):
+    """k = n gave an upper bound of 99.99999999999999 < 100: the verdict figure's error bar went negative and
+    matplotlib refused it (found running examples/tiny_pipeline, where DPO flagged all 4 documents)."""
+    from halluguard import plots
+    from halluguard.train.verdict import wilson_ci
+
+    for n in (1, 3, 4, 7, 10, 49, 500):
+        assert wilson_ci(n, n)[1] >= 100.0 and wilson_ci(0, n)[0] <= 0.0
+    r = compare({"flags": [False] * 4}, {"flags": [True] * 4}, n_bootstrap=50)
+    r.update({"n_documents": 4, "verdict": "not supported", "reason": "SFT ahead"})
+    assert plots.save_figure(plots.verdict_figure(r), tmp_path / "verdict")
+
+
 def _summaries_file(tmp_path):
     p = tmp_path / "summaries.jsonl"
     rows = [{"document": f"Ana Costa sold {10 + i} boats in Faro.", "reference": f"Ana sold {10 + i} boats.",

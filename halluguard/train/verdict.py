@@ -95,7 +95,9 @@ def wilson_ci(k: int, n: int, z: float = 1.959964) -> list[float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [100 * max(0.0, centre - half), 100 * min(1.0, centre + half)]
+    # min/max with p: at k = n (or 0) rounding put the bound a hair inside the rate (99.99999999999999 for
+    # 100), a negative error bar that matplotlib refuses
+    return [100 * min(p, max(0.0, centre - half)), 100 * max(p, min(1.0, centre + half))]
 
 
 def _paired_bootstrap(a, b, n: int, seed: int) -> dict[str, float]:
