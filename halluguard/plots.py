@@ -281,6 +281,8 @@ def ablation_figure(rows: Sequence[Mapping[str, Any]], factor: str, metrics: Seq
     """Each metric (one panel) against one factor's values, the baseline recipe's point included and
     ringed. Learning rate is on a log axis; quantization is categorical (4-bit, 8-bit, 16-bit).
     Returns None when fewer than two values of the factor have a measured metric."""
+    from matplotlib.ticker import NullFormatter
+
     base = next((r for r in rows if r.get("factor") == "baseline"), None)
     pts_rows = [r for r in rows if r.get("factor") == factor] + ([base] if base else [])
     panels = []
@@ -306,9 +308,9 @@ def ablation_figure(rows: Sequence[Mapping[str, Any]], factor: str, metrics: Seq
         ax.grid(alpha=0.3)
         if factor == "learning_rate":
             ax.set_xscale("log")
-        if factor == "quantization":
-            ticks = sorted(set(xs))
-            ax.set_xticks(ticks, [f"{int(t)}-bit" for t in ticks])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ticks = sorted(set(xs))  # a few tried values: label exactly those
+        ax.set_xticks(ticks, [f"{int(t)}-bit" if factor == "quantization" else f"{t:g}" for t in ticks])
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(f"Ablation: {FACTOR_LABELS.get(factor, factor)} (ringed: the base recipe)", fontsize=11)
