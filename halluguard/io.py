@@ -200,8 +200,7 @@ def _iter_jsonl(path: str) -> Iterator[Row | RowError]:
             except (json.JSONDecodeError, RecursionError) as e:
                 msg = getattr(e, "msg", "nested too deeply")
                 col = getattr(e, "colno", None)
-                yield RowError(index, f"{_where(index, lineno)}: not valid JSON ({msg}"
-                                      + (f" at column {col})" if col else ")"), lineno)
+                yield RowError(index, f"{_where(index, lineno)}: not valid JSON ({_json_msg(msg, col=col)})", lineno)
                 index += 1
                 continue
             if not isinstance(rec, dict):
@@ -210,6 +209,14 @@ def _iter_jsonl(path: str) -> Iterator[Row | RowError]:
             else:
                 yield Row(index, rec, line=lineno)
             index += 1
+
+
+def _json_msg(msg: str, line: int | None = None, col: int | None = None) -> str:
+    """json's message with its position; "Unterminated string starting at" already ends in "at"."""
+    where = ", ".join(f"{k} {v}" for k, v in (("line", line), ("column", col)) if v)
+    if not where:
+        return msg
+    return f"{msg} {where}" if msg.endswith(" at") else f"{msg} at {where}"
 
 
 def _json_type(v: Any) -> str:
@@ -230,7 +237,7 @@ def _iter_json_array(path: str) -> Iterator[Row | RowError]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        raise ValueError(f"{path}: not valid JSON ({_json_msg(e.msg, e.lineno, e.colno)})") from None
     if isinstance(data, dict):  # {"data": [...]} or a single record
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else [data]

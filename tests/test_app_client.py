@@ -107,7 +107,7 @@ def test_batch_columns_and_evaluate(app, tmp_path):
     assert metrics["rows"] == 6 and 0 <= metrics["hallucination_rate"] <= 1
     assert {"rouge1", "similarity", "balanced_accuracy", "f1"} <= set(metrics)
     assert "balanced accuracy" in metrics_md
-    assert sum(r[1] for r in hist["data"]) == 6
+    assert sum(r[1] for r in hist["value"]["data"]) == 6 and hist["y_lim"] == [0, 6]  # whole-row ticks
     names = sorted(Path(p).name for p in files)
     assert names == ["report.html", "results.csv", "results.jsonl"]
     by_name = {Path(p).name: Path(p) for p in files}

@@ -458,3 +458,146 @@ def test_openai_generator_against_a_fake_server(tmp_path):
         left, right, table = H.compare_generators(hub, cfg, doc, "openai:fake", "extractive (1 sentence)")
         assert table["generator"].tolist() == ["openai:fake", "extractive (1 sentence)"]
         assert srv.status_counts[500] >= 1  # the first attempt failed and was retried, not lost
+
+
+# ------------------------------------------------------------------------------------- issue 11 (app)
+
+
+def test_gradio_server_env_is_honoured_and_flags_win(tmp_path):
+    env = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "7861"}
+    cfg = AppConfig.from_args([], env=env)
+    assert (cfg.host, cfg.port) == ("0.0.0.0", 7861)
+    y = tmp_path / "app.yaml"
+    y.write_text("host: 127.0.0.1\nport: 9000\n")
+    cfg = AppConfig.from_args(["--config", str(y)], env=env)  # the platform's variables beat the file
+    assert (cfg.host, cfg.port) == ("0.0.0.0", 7861)
+    cfg = AppConfig.from_args(["--host", "127.0.0.1", "--port", "7000"], env=env)  # flags win
+    assert (cfg.host, cfg.port) == ("127.0.0.1", 7000)
+    assert AppConfig.from_args([], env={"GRADIO_SERVER_NAME": "", "GRADIO_SERVER_PORT": ""}).port == 7860
+    with pytest.raises(ValueError, match="GRADIO_SERVER_PORT must be a port number"):
+        AppConfig.from_args([], env={"GRADIO_SERVER_PORT": "http"})
+    from halluguard.app import launch_kwargs
+
+    kw = launch_kwargs(AppConfig.from_args([], env=env))
+    assert (kw["server_name"], kw["server_port"]) == ("0.0.0.0", 7861)
+
+
+def test_text_upload_is_removed_after_reading_or_refusal(hub, cfg, tmp_path):
+    uploads = Path(cfg.output_dir) / "uploads"
+    good = tmp_path / "doc.txt"
+    good.write_text("The museum opened in 1990. It has 300 paintings.", encoding="utf-8")
+    H.summarize_document(hub, cfg, "", str(good), "extractive (1 sentence)")
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Caf\xe9 au lait.".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):
+        H.summarize_document(hub, cfg, "", str(bad), "extractive (1 sentence)")
+    for table in ("latin1.csv", "empty.jsonl"):  # refused batch files too
+        f = tmp_path / table
+        f.write_bytes("source,summary\nCaf\xe9,Th\xe9\n".encode("latin-1") if table.endswith(".csv") else b"\n\n")
+        with pytest.raises(ValueError):
+            H.inspect_upload(cfg, str(f))
+    assert list(uploads.iterdir()) == []
+
+
+def test_results_csv_has_the_source_and_metrics_carry_no_float_noise(hub, cfg, tmp_path):
+    f = write_csv(tmp_path / "rows.csv", [{"source": SOURCE, "summary": s, "label": y}
+                                          for s, y in [("It cost 4 million.", 0), ("It cost 9 million.", 1),
+                                                       ("The vote was 7 to 2.", 0)]])
+    final = list(H.run_batch(hub, cfg, str(f), "source", "summary", label_col="label"))[-1]
+    csv_rows = pd.read_csv(next(p for p in final.files if p.endswith("results.csv")))
+    assert list(csv_rows.columns[:6]) == ["_row", "id", "score", "label", "source", "summary"]
+    assert (csv_rows["source"] == SOURCE).all()
+    for k, v in final.metrics.items():
+        if isinstance(v, float):
+            assert v == round(v, 4), (k, v)
+
+
+def test_json_error_message_says_at_once(cfg, tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"source": "A b.", "summary": "A."}\n{"source": "unterminated')
+    info = H.inspect_upload(cfg, str(f))
+    assert info.errors == ["row 1 (line 2): not valid JSON (Unterminated string starting at column 12)"]
+    whole = tmp_path / "rows.json"
+    whole.write_text('[{"source": "x}')
+    with pytest.raises(ValueError) as e:
+        H.inspect_upload(cfg, str(whole))
+    assert "at at" not in str(e.value) and "starting at line 1, column 13" in str(e.value)
+
+
+def test_report_json_has_no_float_noise():
+    from halluguard.commands.batch import _rounded
+
+    rep = _rounded({"hallucination_rate": {"value": 0.49155000000000004, "ci_low": None}, "rows": 3,
+                    "score_distribution": {"mean": 1 / 3}, "hist": [0.1 + 0.2]})
+    assert json.dumps(rep) == ('{"hallucination_rate": {"value": 0.49155, "ci_low": null}, "rows": 3, '
+                               '"score_distribution": {"mean": 0.333333}, "hist": [0.3]}')
+
+
+def test_label_chart_keeps_the_two_verdicts_and_whole_row_ticks():
+    recs = [{"label": "faithful"}, {"label": "faithful"}]
+    assert H.label_counts(recs)["label"].tolist() == ["hallucinated", "faithful"]
+    assert H.label_counts(recs + [{"label": "error"}])["label"].tolist() == ["hallucinated", "faithful", "error"]
+    assert H.y_limit([0, 2]) == [0, 6] and H.y_limit([40, 3]) == [0, 40] and H.y_limit([]) == [0, 6]
+
+
+def _contrast_with_black(hex_colour: str) -> float:
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(int(hex_colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05) / 0.05
+
+
+def _lab(hex_colour: str) -> tuple[float, float, float]:
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+    r, g, b = (lin(int(hex_colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def test_span_colours_are_readable_and_distinct():
+    import itertools
+    import math
+
+    lite = H.color_map_for("lite")
+    for reason, colour in lite.items():
+        assert _contrast_with_black(colour) >= 7, reason  # the legend and spans use black text (WCAG AAA)
+    for a, b in itertools.combinations(lite, 2):
+        assert math.dist(_lab(lite[a]), _lab(lite[b])) >= 20, (a, b)  # CIE76 delta E: clearly different
+    assert math.dist(_lab(lite["unsupported"]), _lab(lite["sentence"])) >= 60  # the two most common reasons
+    from halluguard.verify import lite as lite_module
+
+    emitted = set(getattr(lite_module, "SPAN_PRIORITY", {}))
+    assert emitted <= set(lite), f"span reasons without a colour: {emitted - set(lite)}"
+
+
+def test_user_errors_are_one_log_line_and_remembered_per_session(caplog):
+    import gradio as gr
+
+    from halluguard.app.ui import ErrorBoxes
+
+    import inspect
+
+    boxes = ErrorBoxes()
+    request = gr.Request(session_hash="s1")
+
+    def do_verify(source, request: gr.Request):
+        raise ValueError("summary is empty")
+    guarded = boxes.guard(do_verify)
+    assert list(inspect.signature(guarded).parameters) == ["source", "request"]  # what gradio reads
+    with pytest.raises(gr.Error) as e, caplog.at_level("WARNING", logger="halluguard.app"):
+        guarded("x", request=request)
+    assert e.value.message == "summary is empty" and e.value.print_exception is False
+    assert [r.getMessage() for r in caplog.records] == ["halluguard app: verify refused: summary is empty"]
+    assert boxes.pop(request) == "summary is empty" and boxes.pop(request) == "the request failed"
+
+    def do_bug(request: gr.Request):
+        raise KeyError("oops")
+    with pytest.raises(KeyError):  # a real bug keeps its exception (and gradio's traceback)
+        boxes.guard(do_bug)(request)
+    assert "KeyError" in boxes.pop(request)

@@ -110,12 +110,14 @@ class AppConfig:
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, env: dict[str, str] | None = None) -> AppConfig:
-        """Parse `python app.py` flags; YAML from --config first, flags override, then env for auth."""
+        """Parse `python app.py` flags: YAML from --config, then Gradio's GRADIO_SERVER_NAME /
+        GRADIO_SERVER_PORT (set by Hugging Face Spaces and container images), then flags; env for auth."""
         env = os.environ if env is None else env
         args = build_parser().parse_args(argv)
         data: dict[str, Any] = {}
         if args.config:
             data = {f.name: getattr(cls.from_yaml(args.config), f.name) for f in fields(cls)}
+        data.update(server_env(env))
         for f in fields(cls):
             value = getattr(args, f.name, None)
             if value is not None:
@@ -125,6 +127,19 @@ class AppConfig:
         if not data.get("auth") and env.get("HALLUGUARD_AUTH"):
             data["auth"] = env["HALLUGUARD_AUTH"]
         return cls.from_mapping(data)
+
+
+def server_env(env: dict[str, str]) -> dict[str, Any]:
+    """host / port from Gradio's own environment variables, where set (empty values are ignored)."""
+    out: dict[str, Any] = {}
+    if env.get("GRADIO_SERVER_NAME", "").strip():
+        out["host"] = env["GRADIO_SERVER_NAME"].strip()
+    port = env.get("GRADIO_SERVER_PORT", "").strip()
+    if port:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"GRADIO_SERVER_PORT must be a port number (1-65535), got {port!r}")
+        out["port"] = int(port)
+    return out
 
 
 def parse_adapters(items: list[str]) -> dict[str, str]:
@@ -159,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the verifier's repository run its own code (HHEM-2.1-open needs it); off by default")
     p.add_argument("--verifier-adapter", default=None, help="dpo-reward: the DPO scorer adapter path")
     p.add_argument("--threshold", type=float, default=None, help="override the verifier's decision threshold")
-    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; 0.0.0.0 exposes it: set --auth)")
-    p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--host", default=None, help="bind address (default $GRADIO_SERVER_NAME or 127.0.0.1; 0.0.0.0 exposes it: set --auth)")
+    p.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     p.add_argument("--share", action="store_true", default=None, help="create a public gradio.live link (off by default)")
     p.add_argument("--auth", default=None, help="require login user:pass (or set HALLUGUARD_AUTH)")
     p.add_argument("--max-upload-mb", type=float, default=None, help="largest accepted upload in MB (default 20)")

@@ -32,20 +32,25 @@ from halluguard.types import Report, Summary
 
 TABLE_EXTS = {".csv", ".jsonl", ".json", ".parquet"}
 TEXT_EXTS = {".txt", ".md"}
-# Colours for HighlightedText categories (span reasons from the verifiers).
+# Colours for HighlightedText categories (span reasons from the verifiers). Light fills under black
+# text (contrast >= 7:1); hues far apart, "unsupported" red and the rest-of-sentence "sentence" teal so
+# the two most common reasons never look alike (a test checks contrast and distance).
 COLOR_MAP = {
     "unsupported": "#f87171",
-    "sentence": "#fca5a5",
+    "sentence": "#99f6e4",
     "number": "#fb923c",
-    "date": "#fbbf24",
-    "name": "#c084fc",
-    "negation": "#60a5fa",
+    "date": "#fde047",
+    "name": "#d8b4fe",
+    "role": "#f9a8d4",
+    "negation": "#7dd3fc",
+    "cause": "#bef264",
     "model": "#f87171",
     "reward": "#f87171",
 }
+LITE_REASONS = ("unsupported", "sentence", "number", "date", "name", "role", "negation", "cause")
 # The span reasons each backend emits: the legend shows only these.
 REASONS_BY_VERIFIER = {
-    "lite": ("unsupported", "sentence", "number", "date", "name", "negation"),
+    "lite": LITE_REASONS,
     "nli": ("model",), "judge": ("model",), "dpo-reward": ("reward",),
 }
 
@@ -54,6 +59,8 @@ def color_map_for(verifier: str) -> dict[str, str]:
     """HighlightedText colours for a verifier backend (all known reasons when the backend is unknown)."""
     keep = REASONS_BY_VERIFIER.get(verifier, tuple(COLOR_MAP))
     return {k: COLOR_MAP[k] for k in keep}
+
+
 TABLE_HEADERS = ["#", "summary sentence", "verdict", "score", "evidence (source)", "why"]
 
 # Column names we guess from, most specific first; the UI lets the user override each guess.
@@ -108,7 +115,7 @@ def overall_markdown(report: Report, summary: Summary | None = None) -> str:
     n_bad = sum(s.verdict == "unsupported" for s in report.sentences)
     lines = [
         f"### {report.label.upper()} — P(hallucination) {report.score:.3f}",
-        f"Threshold {report.threshold:.2f}, verifier `{report.backend}`: "
+        f"Threshold {report.threshold:.3g}, verifier `{report.backend}`: "
         f"{n_bad} of {len(report.sentences)} sentence(s) unsupported, {len(report.spans)} flagged span(s).",
     ]
     if summary is not None:
@@ -186,7 +193,10 @@ def read_document(cfg: AppConfig, text: str | None, upload: str | None) -> str:
     """The document to summarize: pasted text, or an uploaded .txt/.md file (UTF-8) when given."""
     if upload:
         stored = ingest_upload(cfg, upload, TEXT_EXTS)
-        text = decode_utf8(stored.read_bytes(), Path(upload).name)
+        try:
+            text = decode_utf8(stored.read_bytes(), Path(upload).name)
+        finally:  # read or refused, the copy is not needed any more (docs/app.md promises this)
+            stored.unlink(missing_ok=True)
     if not text or not text.strip():
         raise ValueError("paste a document or upload a .txt / .md file")
     return text
@@ -484,8 +494,8 @@ def _verify_row(hub: ModelHub, item: Any, generate: bool, generator: str | None)
     if not isinstance(item, hio.Row):
         return {"_row": item.index, "id": _cell(item.id) or str(item.index), "summary": "", "score": None,
                 "label": "error", "spans": [], "error": _upload_msg(item.message)}
-    rec: dict[str, Any] = {"_row": item.index, "id": _cell(item.id) or str(item.index)}
     src = _cell(item.get("source"))
+    rec: dict[str, Any] = {"_row": item.index, "id": _cell(item.id) or str(item.index), "source": src}
     try:
         if generate:
             summ = hub.summarize(generator, src).text
@@ -538,7 +548,8 @@ def batch_metrics(records: list[dict[str, Any]], threshold: float = 0.5) -> dict
         else:
             for k in ("balanced_accuracy", "f1", "precision", "recall", "roc_auc", "n", "tp", "fp", "tn", "fn"):
                 out[k] = cm[k]
-    return out
+    # 4 decimals: what the page and report show; the JSON no longer carries float noise (0.0618777423...).
+    return {k: round(v, 4) if isinstance(v, float) and math.isfinite(v) else v for k, v in out.items()}
 
 
 def score_histogram(records: list[dict[str, Any]], bins: int = 10) -> pd.DataFrame:
@@ -551,13 +562,26 @@ def score_histogram(records: list[dict[str, Any]], bins: int = 10) -> pd.DataFra
     return pd.DataFrame({"score": [f"{i / bins:.1f}" for i in range(bins)], "rows": counts})
 
 
+LABEL_ORDER = ["hallucinated", "faithful", "unknown", "error"]
+
+
 def label_counts(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Rows per predicted label (hallucinated / faithful / unknown / error) for gr.BarPlot."""
-    order = ["hallucinated", "faithful", "unknown", "error"]
-    c = {k: 0 for k in order}
+    """Rows per predicted label for gr.BarPlot: hallucinated and faithful always, unknown / error only
+    when some row has them (four bars crowd their names together on a narrow screen)."""
+    c = {k: 0 for k in LABEL_ORDER}
     for r in records:
         c[r.get("label", "unknown") if r.get("label") in c else "unknown"] += 1
-    return pd.DataFrame({"label": order, "rows": [c[k] for k in order]})
+    keep = [k for k in LABEL_ORDER if c[k] or k in ("hallucinated", "faithful")]
+    return pd.DataFrame({"label": keep, "rows": [c[k] for k in keep]})
+
+
+def y_limit(counts) -> list[float]:
+    """y range [0, top] for a bar chart of row counts whose axis ticks fall on whole rows.
+
+    Vega-Lite picks about height/40 ticks at "nice" steps (1, 2, 5 x 10^k); over 0..top with top >= 6
+    and at most 8 ticks (Gradio's default chart height) the step is 1 or more. Over 0..2 it was 0.5.
+    """
+    return [0, max(6, int(max(counts, default=0)))]
 
 
 def _write_outputs(run_dir: Path, records, m, hist, settings) -> list[str]:
@@ -565,7 +589,7 @@ def _write_outputs(run_dir: Path, records, m, hist, settings) -> list[str]:
 
     jsonl = run_dir / "results.jsonl"  # already complete: written row by row
     csv_path = run_dir / "results.csv"
-    keys = ["_row", "id", "score", "label", "summary", "reference", "gold", "n_sentences", "n_unsupported", "spans", "error"]
+    keys = ["_row", "id", "score", "label", "source", "summary", "reference", "gold", "n_sentences", "n_unsupported", "spans", "error"]
     with csv_path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(keys)

@@ -944,7 +944,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     tmp = report_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(jsonable(report), f, indent=2, ensure_ascii=False)
+        json.dump(_rounded(jsonable(report)), f, indent=2, ensure_ascii=False)
         f.write("\n")
     os.replace(tmp, report_path)
     print(format_report(report))
@@ -953,6 +953,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- metrics report
+
+
+def _rounded(value: Any, digits: int = 6) -> Any:
+    """Floats rounded for report.json: 0.49155, not 0.49155000000000004 (bootstrap means and sums)."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
 
 
 def _ci(fn: Callable[..., float], *arrays: Sequence[Any], n: int) -> dict[str, float | None]:
