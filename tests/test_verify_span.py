@@ -280,3 +280,33 @@ def test_app_verifier_choice(flagging_model, empty_hub_cache):
                                          "--verifier-trust-remote-code"]))
     with pytest.raises(HubUnavailable, match="vectara/hallucination_evaluation_model"):
         hhem.verify(SOURCE, "It opened in 2004.")
+
+
+class Spy(ContextAware):
+    """Records what the model is fed, to check LettuceDetect's input layout."""
+
+    def __init__(self):
+        super().__init__(512)
+        self.batches = []
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        self.batches.append((input_ids.clone(), token_type_ids.clone()))
+        return super().forward(input_ids, attention_mask, token_type_ids)
+
+
+def test_lettucedetect_input_layout_and_batching_across_pairs():
+    tok = bert_tokenizer()
+    spy = Spy()
+    v = SpanVerifier(spy, tokenizer=tok, batch_size=8)
+    summaries = ["It opened in 2004.", "It shows ships.", "It shows the zebra."]
+    reports = v.verify_batch([SOURCE] * 3, summaries)
+    assert len(spy.batches) == 1 and spy.batches[0][0].shape[0] == 3  # three pairs, one forward pass
+    ids, types = spy.batches[0]
+    first = tok.decode(ids[0][types[0] == 0], skip_special_tokens=True)
+    second = tok.decode(ids[0][types[0] == 1], skip_special_tokens=True)
+    # [CLS] prompt-with-source [SEP] summary [SEP], as LettuceDetect's summary prompt (uncased tokenizer)
+    assert first == tok.decode(tok("Summarize the following text:\npassage 1: " + SOURCE + "\noutput:")["input_ids"],
+                               skip_special_tokens=True)
+    assert second == "it opened in 2004."
+    assert [r.label for r in reports] == ["faithful", "faithful", "hallucinated"]
+    assert [s.text for s in reports[2].spans] == ["zebra"]

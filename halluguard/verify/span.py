@@ -249,13 +249,16 @@ class SpanVerifier(Verifier):
             plan.append((seg, chunk_source(source, self.tokenizer, room, self.chunk_overlap)))
         return plan
 
-    def _score_pair(self, source: str, summary: str):
-        """Merged token probabilities (summary offsets) and, per token, each chunk's probability."""
-        plan = self._plan(source, summary)
-        jobs = [(si, ci) for si, (_, chunks) in enumerate(plan) for ci in range(len(chunks))]
-        results = self.token_probs([plan[si][1][ci].text for si, ci in jobs], [plan[si][0].text for si, _ in jobs])
+    @staticmethod
+    def _jobs(plan) -> list[tuple[int, int]]:
+        return [(si, ci) for si, (_, chunks) in enumerate(plan) for ci in range(len(chunks))]
+
+    def _merge(self, plan, results):
+        """Merged token probabilities (summary offsets) and, per token, each chunk's probability, from the
+        token lists of this pair's (segment, chunk) jobs in `_jobs` order."""
         tokens: list[tuple[int, int, float]] = []
         per_chunk: list[tuple[int, int, list[float], list[TextPiece]]] = []
+        jobs = self._jobs(plan)
         for si, (seg, chunks) in enumerate(plan):
             rows = [res for (s, _), res in zip(jobs, results) if s == si]
             # The segment is tokenized alike beside every chunk (only the context is ever truncated).
@@ -278,8 +281,8 @@ class SpanVerifier(Verifier):
         pointer = lexical_evidence(sent.text, source, within=c) if len(split_sentences(c.text)) > 1 else None
         return [pointer, *ev] if pointer is not None else ev
 
-    def _report(self, source: str, summary: str) -> Report:
-        tokens, per_chunk, n_chunks = self._score_pair(source, summary)
+    def _report(self, source: str, summary: str, plan, results) -> Report:
+        tokens, per_chunk, n_chunks = self._merge(plan, results)
         sents = split_sentences(summary)
         scores, spans, evidence, reasons = [], [], [], []
         for s in sents:
@@ -299,12 +302,19 @@ class SpanVerifier(Verifier):
                             reasons=reasons, extra=extra)
 
     def verify_batch(self, sources: Sequence[str], summaries: Sequence[str],
-                     progress: Callable[[int, int], None] | None = None) -> list[Report]:
-        """Verify many pairs (each pair's chunks share forward passes); `progress(done, total)`."""
+                     progress: Callable[[int, int], None] | None = None, group_size: int = 8) -> list[Report]:
+        """Verify many pairs; the (segment, chunk) inputs of `group_size` pairs share forward passes."""
         validate_batch(sources, summaries)
-        out = []
-        for i, (src, summ) in enumerate(zip(sources, summaries)):
-            out.append(self._report(src, summ))
+        out: list[Report] = []
+        for g in range(0, len(sources), max(1, group_size)):
+            rows = range(g, min(len(sources), g + max(1, group_size)))
+            plans = [self._plan(sources[r], summaries[r]) for r in rows]
+            jobs = [(k, si, ci) for k, plan in enumerate(plans) for si, ci in self._jobs(plan)]
+            results = self.token_probs([plans[k][si][1][ci].text for k, si, ci in jobs],
+                                       [plans[k][si][0].text for k, si, _ in jobs])
+            for k, r in enumerate(rows):
+                mine = [res for (kk, _, _), res in zip(jobs, results) if kk == k]
+                out.append(self._report(sources[r], summaries[r], plans[k], mine))
             if progress is not None:
-                progress(i + 1, len(sources))
+                progress(len(out), len(sources))
         return out
