@@ -292,3 +292,37 @@ def test_pair_layout_and_mask():
     assert m[4, :5].all() and not m[4, 5:].any()  # chosen sees prompt + itself, causally
     assert m[5, :3].all() and not m[5, 3:5].any() and m[5, 5]  # rejected sees prompt, not chosen
     assert not m[:6, 6].any() and m[6, 6] and m[6].sum() == 1  # padding: hidden, sees only itself
+
+
+def test_tiled_mlp_matches_untiled_and_keeps_its_recompute_out_of_outer_hooks():
+    """TiledMLPFunction: same output and gradients as the plain MLP (tiles of 5 over 23 tokens, dropout on:
+    the backward replays the forward's random masks), and its per-tile recompute in the backward does not go
+    through outer saved-tensor hooks (TRL's activation offloading keeps them active during the backward)."""
+    from torch import nn
+
+    from halluguard.train.tiling import TiledMLPFunction
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Dropout(0.3), nn.Linear(32, 8))
+    x = torch.randn(1, 23, 8, requires_grad=True)
+    g = torch.randn(1, 23, 8)
+    rng = torch.get_rng_state()
+    y_tiled = TiledMLPFunction.apply(mlp, 5, x)
+    y_tiled.backward(g)
+    grads_tiled = [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
+    x.grad = None
+    mlp.zero_grad()
+    torch.set_rng_state(rng)  # the untiled run draws the same dropout masks, tile after tile
+    y_plain = torch.cat([mlp(x[:, s:s + 5]) for s in range(0, 23, 5)], dim=1)
+    y_plain.backward(g)
+    grads_plain = [x.grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
+    torch.testing.assert_close(y_tiled, y_plain)
+    for a, b in zip(grads_tiled, grads_plain):
+        torch.testing.assert_close(a, b)
+
+    packed = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t.shape) or t, lambda t: t):
+        y = TiledMLPFunction.apply(mlp, 5, x)
+        n_forward = len(packed)
+        y.backward(g)
+    assert n_forward == 1 and len(packed) == 1  # only x, saved once in the forward

@@ -42,6 +42,10 @@ def _rng_state(device: torch.device):
     return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
 
 
+def _keep(t):
+    return t
+
+
 class TiledMLPFunction(torch.autograd.Function):
     """`fn(x)` for a per-token `fn` (a decoder MLP), computed `tile` tokens at a time. Parameter
     gradients are accumulated inside the backward (like DeepSpeed's TiledMLP); only `x` is saved."""
@@ -75,7 +79,11 @@ class TiledMLPFunction(torch.autograd.Function):
             torch.set_rng_state(cpu_rng)
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, x.device)
-            with torch.enable_grad(), torch.autocast(dev, enabled=enabled, dtype=dtype):
+            # Identity saved-tensor hooks: TRL's activation offloading keeps its hooks active through the
+            # backward too, and would otherwise copy every tile's intermediates to the CPU and keep the copies
+            # brought back on the GPU until the end of the backward (measured: +29 H-sized values per token).
+            with torch.enable_grad(), torch.autocast(dev, enabled=enabled, dtype=dtype), \
+                    torch.autograd.graph.saved_tensors_hooks(_keep, _keep):
                 for s in range(0, flat.shape[0], ctx.tile):
                     xs = flat[s:s + ctx.tile].detach().requires_grad_(gx is not None)
                     y = ctx.fn(xs)
