@@ -53,3 +53,34 @@ def test_other_files_are_refused_with_a_reason(tmp_path, content, message):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_results(tmp_path / "nope.json", tmp_path)
+
+
+def test_results_tab_through_the_launched_app(tmp_path):
+    """The Results tab as an API user calls it: a verdict.json in, its table and figure out; a wrong
+    file gives the reason as the error message."""
+    pytest.importorskip("gradio_client")
+    import socket
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    from halluguard.app import AppConfig, build_demo, launch_kwargs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = AppConfig(output_dir=str(tmp_path / "app"), port=port)
+    demo = build_demo(cfg)
+    try:
+        _, url, _ = demo.launch(**launch_kwargs(cfg), prevent_thread_lock=True, quiet=True)
+        client = Client(url, verbose=False)
+        table, figures = client.predict(handle_file(str(ROOT / "examples/sft_vs_dpo/verdict.json")), api_name="/results")
+        report = json.loads((ROOT / "examples/sft_vs_dpo/verdict.json").read_text())
+        assert f"**{report['verdict']}**" in table and "| hallucination rate (%) |" in table
+        assert len(figures) == 1 and Path(figures[0]["image"]).read_bytes()[:8] == PNG_MAGIC
+        bad = tmp_path / "other.json"
+        bad.write_text('{"rows": 1}')
+        with pytest.raises(AppError, match="neither a verdict.json"):
+            client.predict(handle_file(str(bad)), api_name="/results")
+    finally:
+        demo.close()

@@ -1,10 +1,10 @@
-"""The Gradio UI: four tabs over `halluguard.app.handlers`. Building it loads no model.
+"""The Gradio UI: five tabs over `halluguard.app.handlers` and `.results`. Building it loads no model.
 
     demo = build_demo(AppConfig())                 # gr.Blocks, nothing loaded yet
     demo.launch(**launch_kwargs(cfg))              # theme, css, auth, upload limit, allowed paths
 
 API names (for `gradio_client.Client(url).predict(..., api_name=...)`): `/summarize`, `/verify`,
-`/compare`, `/batch_columns`, `/batch_evaluate`, `/status`.
+`/compare`, `/batch_columns`, `/batch_evaluate`, `/results`, `/status`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 from halluguard.app import handlers as H
 from halluguard.app.config import AppConfig
 from halluguard.app.models import ModelHub
+from halluguard.app.results import load_results
 
 TABLE_WIDTHS = ["4%", "33%", "10%", "7%", "31%", "15%"]
 RESULT_WIDTHS = ["6%", "10%", "8%", "12%", "8%", "36%", "20%"]  # row, id, score, label, flagged, summary, spans
@@ -220,6 +221,8 @@ def build_demo(cfg: AppConfig | None = None, hub: ModelHub | None = None) -> gr.
             _compare_tab(hub, cfg, errors, choices, legend, model_ev)
         with gr.Tab("Batch evaluate", id="batch"):
             _batch_tab(hub, cfg, errors, choices)
+        with gr.Tab("Results", id="results"):
+            _results_tab(cfg, errors)
         with gr.Accordion("Operations", open=False):
             o_json = gr.JSON(label="Settings and loaded models")
             o_btn = gr.Button("Refresh", size="sm")
@@ -230,6 +233,26 @@ def build_demo(cfg: AppConfig | None = None, hub: ModelHub | None = None) -> gr.
     demo.hg_config = cfg  # type: ignore[attr-defined]  # for launch_kwargs and tests
     demo.hg_hub = hub  # type: ignore[attr-defined]
     return demo
+
+
+def _results_tab(cfg, errors: ErrorBoxes) -> None:
+    """A verdict.json or ablation results.json: its table and figures (halluguard.app.results)."""
+    def do_results(upload, request: gr.Request):
+        if not upload:
+            return "", []
+        view = load_results(upload, cfg.output_dir)
+        return view.markdown, view.figures
+
+    gr.Markdown("Load a `verdict.json` (training/verdict.py) or an ablation `results.json` (training/ablate.py) "
+                "to see its table and figures. The same figures are written next to the JSON as PNG and SVG.",
+                elem_classes="hg-note")
+    upload = gr.File(label="verdict.json or results.json", file_types=[".json"], type="filepath", elem_id="r-file",
+                     elem_classes="hg-upload")
+    box = _error_box("r-error")
+    figures = gr.Gallery(label="Figures", columns=1, height="auto", object_fit="contain", elem_id="r-figures")
+    table = gr.Markdown(elem_id="r-table", elem_classes="hg-metrics")
+    errors.wire(upload.change, do_results, [upload], [table, figures], box, lambda: ("", []),
+                api_name="results", concurrency_limit=None)
 
 
 def _flags(legend: dict[str, str], **kw) -> gr.HighlightedText:
