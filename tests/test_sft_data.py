@@ -174,3 +174,14 @@ def test_a_missing_recipe_data_file_says_how_to_build_it(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="halluguard data sft"):
         read_table(tmp_path / "data" / "sft_train.jsonl", ["document", "summary"], "input")
+
+
+def test_the_data_command_stays_light_for_help():
+    """`halluguard --help` builds every parser: adding `data sft` must not import datasets, torch or yaml."""
+    import subprocess
+    import sys
+
+    code = ("import sys, halluguard.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'yaml', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
