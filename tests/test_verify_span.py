@@ -307,6 +307,8 @@ def test_lettucedetect_input_layout_and_batching_across_pairs():
     # [CLS] prompt-with-source [SEP] summary [SEP], as LettuceDetect's summary prompt (uncased tokenizer)
     assert first == tok.decode(tok("Summarize the following text:\npassage 1: " + SOURCE + "\noutput:")["input_ids"],
                                skip_special_tokens=True)
-    assert second == "it opened in 2004."
+    assert second in {s.lower() for s in summaries}
+    answers = {tok.decode(i[t == 1], skip_special_tokens=True) for i, t in zip(ids, types)}
+    assert answers == {s.lower() for s in summaries}
     assert [r.label for r in reports] == ["faithful", "faithful", "hallucinated"]
     assert [s.text for s in reports[2].spans] == ["zebra"]

@@ -213,12 +213,15 @@ class SpanVerifier(Verifier):
         character offsets into the answer. The context goes through the prompt template first."""
         import torch
 
-        out: list[list[tuple[int, int, float]]] = []
+        out: list[list[tuple[int, int, float]]] = [[] for _ in contexts]
         device = model_device(self.model)
         names = set(getattr(self.tokenizer, "model_input_names", ["input_ids", "attention_mask"]))
-        for b in range(0, len(contexts), self.batch_size):
-            prompts = [self.prompt.replace("{context}", c) for c in contexts[b : b + self.batch_size]]
-            enc = self.tokenizer(prompts, list(answers[b : b + self.batch_size]), padding=True,
+        # Similar lengths share a batch, so a short pair is not padded to a 4096-token neighbour.
+        order = sorted(range(len(contexts)), key=lambda i: len(contexts[i]) + len(answers[i]))
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            prompts = [self.prompt.replace("{context}", contexts[i]) for i in idx]
+            enc = self.tokenizer(prompts, [answers[i] for i in idx], padding=True,
                                  truncation="only_first", max_length=self.max_length,
                                  return_offsets_mapping=True, return_tensors="pt")
             offsets = enc.pop("offset_mapping").tolist()
@@ -229,10 +232,10 @@ class SpanVerifier(Verifier):
             else:
                 probs = torch.softmax(logits, dim=-1)[..., self.label_index]
             probs = probs.cpu().tolist()
-            for row in range(len(prompts)):
+            for row, i in enumerate(idx):
                 seq = enc.sequence_ids(row)
-                out.append([(int(s), int(e), float(p)) for (s, e), p, sid in zip(offsets[row], probs[row], seq)
-                            if sid == 1 and e > s])
+                out[i] = [(int(s), int(e), float(p)) for (s, e), p, sid in zip(offsets[row], probs[row], seq)
+                          if sid == 1 and e > s]
         return out
 
     # ------------------------------------------------------------------ verify
