@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from halluguard.cli import main
 
 GIB = 2**30
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gpu_dpo_h100.jsonl"
+LONG_RESULTS = RESULTS.with_name("gpu_long_h100.jsonl")
 
 
 def test_llama3_8b_shape_by_hand():
@@ -74,7 +76,7 @@ def test_monotone_and_micro_batch_sizing():
 
 
 def _settings_of(row: dict) -> P.StageBSettings:
-    if row["mode"] == "stock_trl":
+    if row["mode"] in ("stock_trl", "sft_stock"):
         return P.StageBSettings()
     if row["mode"] == "two_model":
         return P.StageBSettings.profile("seed")
@@ -84,7 +86,9 @@ def _settings_of(row: dict) -> P.StageBSettings:
         activation_offloading=bool(st["activation_offloading"]), embeddings_on_cpu=bool(st["embeddings_on_cpu"]),
         sequences_per_forward=st["sequences_per_forward"], share_prompt=bool(st["share_prompt"]),
         optimizer="adamw_8bit" if "8bit" in st["optim"] else "adamw",
-        expandable_segments=bool(st["expandable_segments"]), logp_chunk_size=st["logp_chunk_size"])
+        expandable_segments=bool(st["expandable_segments"]), logp_chunk_size=st["logp_chunk_size"],
+        mlp_tile_tokens=st.get("mlp_tile_tokens"), segmented_attention=bool(st.get("segmented_attention")),
+        offload_stash_size=st.get("offload_stash_size"))
 
 
 def test_within_15_percent_of_the_h100_measurements():
@@ -157,18 +161,12 @@ def test_plan_report_and_cli(capsys):
 ROOT = Path(__file__).resolve().parents[1]
 # Hub organisations whose ids in the docs are models a user may pass to `plan` / `--model`.
 HUB_OWNERS = ("Qwen", "HuggingFaceTB", "meta-llama", "mistralai", "microsoft", "google", "lytang", "vectara")
-# Named in the docs but not causal LMs the planner sizes: NLI classifiers and a tokenizer.
-NOT_CAUSAL_LM = {
-    "google/flan-t5-base",  # HHEM's tokenizer (docs/verifiers.md)
-    "lytang/MiniCheck-RoBERTa-Large",  # an encoder classifier for the nli backend
-    "vectara/hallucination_evaluation_model",  # HHEM-2.1-open, a T5 classifier
-    "microsoft/deberta-large-mnli",  # an NLI classifier
-}
+# Named in the docs but not causal LMs the planner sizes: encoder / T5 classifiers for the `nli` backend
+# (MiniCheck-RoBERTa/DeBERTa, DeBERTa-MNLI, HHEM-2.1-open) and HHEM's T5 tokenizer.
+NOT_CAUSAL_LM = re.compile(r"(?i)roberta|deberta|bert-|minilm|flan-t5|hallucination_evaluation_model")
 
 
 def _hub_ids_in_docs() -> dict[str, str]:
-    import re
-
     files = [ROOT / "README.md", ROOT / "app.py", *sorted((ROOT / "docs").glob("*.md")),
              *sorted((ROOT / "training" / "configs").glob("*.yaml")), *sorted((ROOT / "examples").rglob("*.md")),
              *sorted((ROOT / "examples").rglob("*.yaml"))]
@@ -188,7 +186,7 @@ def test_every_model_the_docs_name_is_known_to_the_planner():
     assert "HuggingFaceTB/SmolLM3-3B" in named and "Qwen/Qwen2.5-7B-Instruct" in named  # the scan sees the docs
     unknown = []
     for hub_id, where in sorted({**named, DEFAULT_GENERATOR: "loading.py", DEFAULT_VERIFIER_BASE: "loading.py"}.items()):
-        if hub_id in NOT_CAUSAL_LM:
+        if NOT_CAUSAL_LM.search(hub_id):
             continue
         try:
             P.load_shape(hub_id)
@@ -208,7 +206,7 @@ def test_the_3b_scorer_base_is_one_choice():
     assert default.total_params == 36 * (2048 * 2048 * 2 + 2048 * 512 * 2 + 3 * 2048 * 11008) + 128256 * 2048
     # transformers counts 3,075,098,624 for this config on the meta device; the planner leaves out the norms
     assert default.total_params == pytest.approx(3_075_098_624, rel=1e-4)
-    scorer_row = [s for s in P.plan("llama3-8b")["stages"] if s["stage"].startswith("scorer")][0]
+    scorer_row = next(s for s in P.plan("llama3-8b")["stages"] if s["stage"].startswith("scorer"))
     assert "SmolLM3-3B" in scorer_row["stage"] and scorer_row["peak_gib"] > 0
 
 
@@ -228,3 +226,44 @@ def test_cli_accepts_a_hub_id_and_names_the_aliases_when_unknown(capsys):
     assert main(["plan", "--model", "nobody/NoSuchModel-3B"]) == 2
     err = capsys.readouterr().err
     assert "smollm3-3b" in err and "config.json" in err
+
+
+def test_within_15_percent_of_the_long_document_measurements():
+    """Issue 12's run (Llama-3.1-8B, 8k-16k tokens, stage B and stage A). Rows of code that has changed since
+    (`*_v1`: the long profile before its tiled MLP stopped going through the offloading hooks) are kept in the
+    file for the record and skipped here, as is the SDPA kernel probe."""
+    rows = [json.loads(line) for line in LONG_RESULTS.read_text().splitlines()]
+    checked = 0
+    for r in rows:
+        if r["mode"] == "sdpa_probe" or r["mode"].endswith("_v1") or "error" in r:
+            continue
+        est = P.estimate_train_step(P.load_shape("llama3-8b"), r["seq"], int(r["pairs"]), _settings_of(r),
+                                    preference=not r["mode"].startswith("sft_"))
+        err = abs(est.peak_gib - r["peak_reserved_gib"]) / r["peak_reserved_gib"]
+        assert err <= 0.15, (r["mode"], r["seq"], r["peak_reserved_gib"], round(est.peak_gib, 2))
+        checked += 1
+    assert checked >= 4
+
+
+def test_long_profile_by_hand_and_recommended_past_fit():
+    s = P.load_shape("llama3-8b")
+    long = P.StageBSettings.profile("long")
+    assert long.mlp_tile_tokens == 2048 and long.segmented_attention and long.offload_stash_size == 2
+    fit_parts = P.estimate_train_step(s, 32768, 1, P.StageBSettings.profile("fit")).parts
+    long_parts = P.estimate_train_step(s, 32768, 1, long).parts
+    assert fit_parts["attention_mask"] == pytest.approx(40960**2 * P.CAL["mask_bytes"] / GIB)  # O(n^2)
+    assert long_parts["attention_mask"] == 0.0
+    # tiled: the intermediate-sized part is one 2048-token tile, not 40,960 tokens
+    tiled_i = 2048 * P.CAL["work_i"] * s.intermediate * 2 / GIB
+    h_part = 40960 * (P.CAL["work_h_tiled"] + P.CAL["segmented_h"]) * s.hidden * 2 / GIB
+    assert long_parts["layer_working_set"] == pytest.approx(tiled_i + h_part + s.largest_linear() * 2 / GIB)
+    assert long_parts["checkpoints"] == pytest.approx((2 + P.CAL["offload_stash_extra"]) * 40960 * 4096 * 2 / GIB)
+
+    report = P.plan("llama3-8b", gpu_gb=16, seq=32768)
+    stages = {x["stage"]: x for x in report["stages"]}
+    assert not stages["B: DPO, halluguard fit"]["fits"] and stages["B: DPO, halluguard long"]["fits"]
+    assert "long" in report["recommendation"]
+    assert stages["A: SFT, halluguard long"]["peak_gib"] < stages["A: QLoRA SFT"]["peak_gib"]
+    assert "long" not in P.plan("llama3-8b", gpu_gb=12, seq=2048)["recommendation"]  # fit/fast fit there
+    assert "memory_profile='long'" in P.suggest_for_oom("llama3-8b", seq=32768, gpu_gb=16, stage="dpo")
+    assert "memory_profile='long'" in P.suggest_for_oom("llama3-8b", seq=65536, gpu_gb=24, stage="sft")
