@@ -67,7 +67,7 @@ def test_the_file_is_what_stage_a_reads(tmp_path):
 
 
 def test_split_is_seeded_and_reruns_need_overwrite(tmp_path):
-    cfg = dict(source=str(FIXTURE), document_column="article", summary_column="highlights", heldout_size=2)
+    cfg = {"source": str(FIXTURE), "document_column": "article", "summary_column": "highlights", "heldout_size": 2}
     a = build_sft_data(SFTDataConfig(out_dir=str(tmp_path / "a"), **cfg))
     b = build_sft_data(SFTDataConfig(out_dir=str(tmp_path / "b"), **cfg))
     assert Path(a["train_file"]).read_bytes() == Path(b["train_file"]).read_bytes()
