@@ -407,3 +407,15 @@ def test_decoder_classifier_without_pad_token(tokenizer):
     single = [v.support_probs([SOURCE], [h])[0] for h in hyps]
     assert batched == pytest.approx(single, abs=1e-5)
     check_report(v.verify(SOURCE, SUMMARY), SOURCE, SUMMARY)
+
+
+def test_preset_with_a_local_copy(tiny_classifier_path):
+    """A preset fills model id, revision, support_label and threshold; a local folder keeps the rest."""
+    v = get_verifier("nli", preset="minicheck-roberta-large", model=tiny_classifier_path)
+    assert v.label_source == "support_label" and v.support_index == 1 and v.threshold == 0.5
+    assert v.model.halluguard_spec.revision == "refs/pr/1"  # kept, but not used for a local folder
+    r = v.verify(SOURCE, SUMMARY)
+    check_report(r, SOURCE, SUMMARY)
+    assert r.extra["preset"] == "minicheck-roberta-large"
+    v = get_verifier("nli", preset="minicheck-roberta-large", model=tiny_classifier_path, threshold=0.3)
+    assert v.threshold == 0.3  # explicit values win
