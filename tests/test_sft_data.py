@@ -185,3 +185,14 @@ def test_the_data_command_stays_light_for_help():
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'yaml', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_csv_and_parquet_sources(tmp_path, fmt):
+    pd = pytest.importorskip("pandas")
+    df = pd.read_json(FIXTURE, lines=True)
+    src = tmp_path / f"articles.{fmt}"
+    df.to_csv(src, index=False) if fmt == "csv" else df.to_parquet(src)
+    report = build_sft_data(SFTDataConfig(source=str(src), document_column="article", summary_column="highlights",
+                                          out_dir=str(tmp_path / "out"), heldout_size=2))
+    assert (report["train_rows"], report["heldout_rows"]) == (4, 2) and report["left_out"]["duplicate"] == 1
