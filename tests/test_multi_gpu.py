@@ -22,9 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import multi_gpu  # noqa: E402 - benchmarks/ is not a package
+import multi_gpu
 
-from halluguard import planner  # noqa: E402
+from halluguard import planner
 
 SCRIPT = str(ROOT / "benchmarks" / "multi_gpu.py")
 AGREE = ["--arch", "tiny_llama", "--agree-seq", "64", "--agree-mode", "stock", "--lr", "1e-3", "--agree-steps", "20"]
@@ -41,7 +41,10 @@ def free_port() -> int:
 def accelerate_env(config: Path, processes: int = 2) -> dict[str, str]:
     """The environment `accelerate launch --config_file CONFIG` gives its processes, built by accelerate's
     own launcher code (so this is the shipped YAML, not a hand-made imitation of it)."""
-    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.commands.launch import (
+        _validate_launch_command,
+        launch_command_parser,
+    )
     from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
 
     args = launch_command_parser().parse_args(["--config_file", str(config), "--num_processes", str(processes),
@@ -74,7 +77,7 @@ def launched(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
 
     def start(name, cmd, extra_env=None):
-        out = open(logs / f"{name}.txt", "w")
+        out = open(logs / f"{name}.txt", "w")  # noqa: SIM115 - the child writes it until it exits
         return subprocess.Popen(cmd, env={**env, **(extra_env or {})}, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=ROOT), logs / f"{name}.txt"
 
