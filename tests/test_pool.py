@@ -209,6 +209,17 @@ def test_to_sentence_pairs_places_labels_on_sentences():
     assert [p.label for p in to_sentence_pairs([two_bad], ambiguous="all")] == [1, 1]
 
 
+def test_copied_sentences_are_supported_and_extractive_distractors_skipped():
+    # The second sentence is a quoted copy of the document split differently: every trigram occurs there.
+    hyp = 'Holt resigned. "the budget gives 3 million pounds'
+    p = PoolPair(DOC, hyp, 1, "fib", "x", True, doc_key(DOC), level="summary", kind="xsum/fib/bart")
+    assert [(q.hypothesis, q.label) for q in to_sentence_pairs([p])] == [
+        ("Holt resigned.", 1), ('"the budget gives 3 million pounds', 0)]
+    extractive = p.with_(kind="cnn_dm/fib/lead3_distractors")
+    assert to_sentence_pairs([extractive]) == []
+    assert to_sentence_pairs([extractive.with_(label=0)]) != []
+
+
 def test_spans_decide_sentence_labels_and_move_with_the_sentence():
     hyp = "The council approved a budget. Ravi Shah backed the plan on Friday."
     p = PoolPair(DOC, hyp, 1, "aggrefact_cliff_goyal", "x", False, doc_key(DOC),

@@ -5,9 +5,11 @@ overlap of content-word stems). The model is applied to exactly such (window, se
 Sentence labels of a document-level pair:
 - faithful summary -> every sentence 0;
 - spans annotated -> a sentence is 1 when a span overlaps it, else 0 (its spans move with it);
-- unfaithful without spans -> a sentence found verbatim in the document or in a faithful summary of
-  the same document is 0; if exactly one sentence is left it is 1, otherwise the label cannot be
-  placed and those sentences are dropped (`ambiguous="drop"`) or all marked 1 (`ambiguous="all"`).
+- unfaithful without spans -> a sentence copied from the document (its folded text, or every word
+  trigram of it, occurs there) or found in a faithful summary of the same document is 0; if exactly
+  one sentence is left it is 1, otherwise the label cannot be placed and those sentences are dropped
+  (`ambiguous="drop"`) or all marked 1 (`ambiguous="all"`);
+- unfaithful extractive summaries (FIB's CNN/DM distractors) are left out: their error is lost context.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from ..text import ABBREVIATIONS, is_content, split_sentences, stem, tokenize
-from .records import PoolPair, fold
+from .records import PoolPair, fold, fold_words
 
 _LOWER_SPLIT = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\S)")
 
@@ -56,6 +58,7 @@ class WindowRetriever:
         df = Counter(w for ss in self.sent_stems for w in ss)
         n = len(self.sents)
         self.idf = {w: math.log(1 + n / c) for w, c in df.items()}
+        self.doc_grams = _trigrams(fold_words(document))
 
     def best(self, claim: str) -> str:
         claim_stems = set(_stems(claim))
@@ -93,7 +96,21 @@ def _summary_sentences(p: PoolPair) -> list[tuple[int, int]]:
     return sentences(p.hypothesis)
 
 
-def _sentence_labels(p: PoolPair, sents: list[tuple[int, int]], doc_folded: str, faithful: set[str],
+def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
+def _copied(sentence: str, doc_folded: str, doc_grams: set[tuple[str, ...]]) -> bool:
+    """Copied from the document: its folded text occurs there, or every word trigram of it does (a copy
+    split or quoted differently, or stitched from two places)."""
+    f = fold(sentence)
+    if len(f) >= 10 and f in doc_folded:
+        return True
+    words = fold_words(sentence)
+    return len(words) >= 4 and _trigrams(words) <= doc_grams
+
+
+def _sentence_labels(p: PoolPair, sents: list[tuple[int, int]], doc_folded: str, doc_grams: set, faithful: set[str],
                      ambiguous: str) -> list[int | None]:
     if p.label == 0:
         return [0] * len(sents)
@@ -101,19 +118,25 @@ def _sentence_labels(p: PoolPair, sents: list[tuple[int, int]], doc_folded: str,
         return [int(any(a < e and s < b for a, b in p.spans)) for s, e in sents]
     if len(sents) == 1:
         return [1]
-    folded = [fold(p.hypothesis[s:e]) for s, e in sents]
-    # A copied sentence (20+ folded characters found in the document) is supported by its own window.
-    supported = [f in faithful or (len(f) >= 20 and f in doc_folded) for f in folded]
+    # A copied sentence is supported by its own window; so is one of a faithful summary of the document.
+    supported = [fold(p.hypothesis[s:e]) in faithful or _copied(p.hypothesis[s:e], doc_folded, doc_grams)
+                 for s, e in sents]
     left = supported.count(False)
     if left == 1 or (left > 1 and ambiguous == "all"):
         return [0 if ok else 1 for ok in supported]
     return [0 if ok else None for ok in supported]
 
 
-def to_sentence_pairs(pairs: Sequence[PoolPair], k: int = 3, ambiguous: str = "drop",
-                      max_premise_words: int = 120) -> list[PoolPair]:
+# FIB's CNN/DM distractors come from extractive systems: their sentences are copies whose "error" is the
+# context they lost, which no (window, sentence) label can carry. Their faithful summaries are kept.
+EXTRACTIVE_DISTRACTORS = ("cnn_dm/fib/", "cnn_dm/factually_consistent-model_generated/")
+
+
+def to_sentence_pairs(pairs: Sequence[PoolPair], k: int = 3, ambiguous: str = "drop", max_premise_words: int = 120,
+                      skip_unfaithful_kinds: Sequence[str] = EXTRACTIVE_DISTRACTORS) -> list[PoolPair]:
     """Document-level pairs -> (best window, sentence) pairs; sentence-level pairs with a premise longer
-    than `max_premise_words` get the best window of their premise; other pairs pass through unchanged."""
+    than `max_premise_words` get the best window of their premise; other pairs pass through unchanged.
+    Unfaithful summaries whose kind starts with one of `skip_unfaithful_kinds` are left out."""
     if ambiguous not in ("drop", "all"):
         raise ValueError(f"ambiguous must be 'drop' or 'all', got {ambiguous!r}")
     faithful: dict[str, set[str]] = defaultdict(set)
@@ -130,6 +153,8 @@ def to_sentence_pairs(pairs: Sequence[PoolPair], k: int = 3, ambiguous: str = "d
                 p = p.with_(premise=r.best(p.hypothesis), meta={**p.meta, "windowed": True})
             out.append(p)
             continue
+        if p.label == 1 and p.kind.startswith(tuple(skip_unfaithful_kinds)):
+            continue
         key = p.doc_key
         if key not in retrievers:
             if len(retrievers) > 64:  # documents come grouped; keep memory flat
@@ -137,7 +162,7 @@ def to_sentence_pairs(pairs: Sequence[PoolPair], k: int = 3, ambiguous: str = "d
             retrievers[key] = WindowRetriever(p.premise, k, max_premise_words)
         r = retrievers[key]
         sents = _summary_sentences(p)
-        labels = _sentence_labels(p, sents, fold(p.premise), faithful[key], ambiguous)
+        labels = _sentence_labels(p, sents, fold(p.premise), r.doc_grams, faithful[key], ambiguous)
         for (s, e), lab in zip(sents, labels):
             if lab is None:
                 continue
