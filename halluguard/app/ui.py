@@ -213,6 +213,10 @@ def build_demo(cfg: AppConfig | None = None, hub: ModelHub | None = None) -> gr.
             "# halluguard\nSummaries with their hallucinations flagged: red spans are content the source does "
             f"not support. Generator: **{cfg.generator}**, verifier: **{cfg.verifier}**. "
             "Scores are P(hallucination), 0–1.")
+        if cfg.verifier == "lite":
+            from halluguard.verify.lite import SCOPE
+
+            gr.Markdown(f"<small>{SCOPE}</small>", elem_id="verifier-scope")
         with gr.Tab("Summarize", id="summarize"):
             _summarize_tab(hub, cfg, errors, choices, legend, model_ev)
         with gr.Tab("Verify", id="verify"):

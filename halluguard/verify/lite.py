@@ -17,12 +17,20 @@ How it decides, per summary sentence:
    words and acronyms the source never uses), negation (a negation cue present on one side only,
    versus the evidence, or a word whose opposite the evidence uses: "rose" / "fell"), and content
    words the source never mentions (stemmed, fuzzy for inflections), merged into phrases.
+   Claim checks (`halluguard.verify.claims`) compare what the sentence says with its evidence: a
+   negation flipped against evidence with the same words ("did not postpone" / "voted to postpone"),
+   swapped roles ("Reed proposed ..., Lopez opposed" / the reverse), a cause the source does not state
+   ("rose 8 percent because investors welcomed ...").
 3. A logistic model over a handful of sentence features (alignment gap, novel-content ratios,
    mismatch counts) gives the sentence score; the summary score is the largest sentence score.
    Weights and the threshold come from `halluguard/resources/lite_calibration.json`, fitted by
    `benchmarks/fit_lite.py` on dev splits only (the file says which and when).
 
-Sentences with no content word ("Here is a summary:") are `unknown` and do not count.
+Sentences with no content word ("Here is a summary:") are `unknown` and do not count. A sentence that would
+be flagged only because it is worded differently (the embedding calls it a paraphrase of its evidence, its
+words are not the evidence's, and no check fired) is `unknown` ("reworded: not checked word by word"), with
+no red span: the calibrated abstention band (calibration key "reworded"). Text that is not English is
+`unknown` as a whole: every check here is English.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import numpy as np
 
 from halluguard import text as T
 from halluguard.types import Evidence, Report, SentenceVerdict, Span, label_for
+from halluguard.verify import claims as C
 from halluguard.verify.base import Verifier, validate_batch
 
 # Order matters: it is the order of the weights in the calibration file.
@@ -57,14 +66,27 @@ FEATURES = (
     "log_n_novel",  # log(1 + content words the source never uses): counts, not shares, catch one bad word
     "log_n_notev",  # log(1 + content words found in the source but not near the evidence)
     "opposite",  # a word whose opposite the best evidence uses ("rose" vs "fell", "for" vs "against")
+    "polarity_flip",  # negated on one side only, against evidence with the same words (claims.polarity_flip)
+    "role_swap",  # a word whose actor is the other name of the evidence (claims.role_swaps)
+    "cause",  # "because ..." / "due to ..." with a cause the source does not state there (claims.unsupported_cause)
 )
 
-SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "negation": 3, "unsupported": 1, "sentence": 0}
+REWORDED_REASON = "reworded: not checked word by word"
+
+# What the default verifier can and cannot see, in one line: the README, the app and `verify --help` show it.
+SCOPE = (
+    "The default `lite` verifier checks words, not meaning: numbers, dates, names, negation flips, swapped roles, "
+    "invented causes and content the source never mentions. A reworded sentence comes back `unknown`, and so does "
+    "text that is not English; for meaning use a model backend (`entail`, `nli` with HHEM / MiniCheck, `span` "
+    "with LettuceDetect, `judge`)."
+)
+
+SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "role": 4, "negation": 3, "cause": 2, "unsupported": 1, "sentence": 0}
 
 DEFAULT_CALIBRATION: dict[str, Any] = {
     # Hand-set starting point, used only when the fitted file is missing.
     "features": list(FEATURES),
-    "weights": [4.0, 4.0, 1.0, 1.0, 4.5, 4.0, 3.5, 3.5, 0.0, 0.5, 0.0, 3.5],
+    "weights": [4.0, 4.0, 1.0, 1.0, 4.5, 4.0, 3.5, 3.5, 0.0, 0.5, 0.0, 3.5, 3.5, 3.5, 2.0],
     "bias": -3.5,
     "threshold": 0.5,
     "top_k": 2,
@@ -73,6 +95,8 @@ DEFAULT_CALIBRATION: dict[str, Any] = {
     # A sentence whose number / date / name check fires scores at least this much: the check's
     # precision measured on dev data (see benchmarks/fit_lite.py). Empty = the model alone decides.
     "check_floors": {},
+    # The abstention band for paraphrases (see LiteVerifier.is_reworded); None = off.
+    "reworded": None,
     "fitted_on": "hand-set defaults (no fit)",
 }
 
@@ -249,14 +273,24 @@ class SentenceAnalysis:
 
 
 @dataclass
+class _Meaning:
+    """What `_meaning_checks` found in one sentence: feature values, spans (summary offsets), reasons."""
+
+    neg_mismatch: float = 0.0
+    opposite: float = 0.0
+    polarity_flip: float = 0.0
+    role_swap: float = 0.0
+    cause: float = 0.0
+    spans: list[Span] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
 class PairAnalysis:
     source: str
     summary: str
     units: list[T.Segment]
     sentences: list[SentenceAnalysis]
-
-
-_NEG_RE = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|without|cannot|\w+n't|\w+n\u2019t)\b", re.IGNORECASE)
 
 
 _LIST_MARKER = re.compile(r"\s*[(\[]?\d{1,2}[.):\]]\s?$")
@@ -268,10 +302,6 @@ _PREAMBLE = re.compile(
 )
 # "The passage does not mention ...": a sentence about the source document, not about its facts.
 _META = re.compile(r"\b(?:passage|text|article|document|source|excerpt|summary|context)\b", re.IGNORECASE)
-
-
-def _negations(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _NEG_RE.finditer(text)]
 
 
 def _is_name(tok: T.Token, first_in_sentence: bool) -> bool:
@@ -479,32 +509,9 @@ class LiteVerifier(Verifier):
             reasons.append("content the source never mentions: "
                            + ", ".join(repr(seg.text[s:e]) for s, e in _merge_runs(runs, seg.text)[:3]))
 
-        # Negation and opposites, against the best evidence unit: a negation cue on one side only, or a word
-        # whose opposite the evidence uses ("rose" / "fell"). Both together cancel ("did not rise" / "fell").
-        neg_bad = opp_bad = 0.0
-        s_neg = _negations(seg.text)
-        if ev_units and not _META.search(seg.text):
-            e_neg = sum(len(_negations(u.text)) for u in ev_units[:1])
-            # The runner-up evidence counts as support: the best unit may be a neighbouring sentence
-            # ("revenue grew") while the next one holds the claim ("profit fell").
-            opposites = T.opposite_mismatches(seg.text, ev_units[0].text, " ".join(u.text for u in ev_units[1:]))
-            flipped = bool(s_neg) != bool(e_neg)
-            if flipped and not opposites:
-                neg_bad = 1.0  # a feature whatever the alignment: the model weighs it
-                # A span (and its floor) only against evidence that otherwise says the same thing:
-                # polarity flips against a loosely related sentence are mostly noise.
-                if s_neg and best >= 0.6:
-                    s, e = s_neg[0]
-                    spans.append(Span(base + s, base + e, seg.text[s:e], 1.0, "negation"))
-                    reasons.append(f"negation {seg.text[s:e]!r} not in the evidence")
-                elif best >= 0.6:
-                    reasons.append("the evidence is negated, the summary is not")
-            elif opposites and not flipped:
-                opp_bad = 1.0
-                if best >= 0.6:
-                    tok, ev_word = opposites[0]
-                    spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "negation"))
-                    reasons.append(f"{tok.text!r} where the evidence says {ev_word!r}")
+        meaning = self._meaning_checks(seg, evidence, best, idx)
+        spans += meaning.spans
+        reasons += meaning.reasons
 
         # Pairs of supported words that the source never puts together (swapped roles/entities).
         pairs = list(itertools.pairwise(stems_seq))
@@ -521,65 +528,141 @@ class LiteVerifier(Verifier):
             min(num_bad, 3),
             min(date_bad, 3),
             min(name_bad, 3),
-            neg_bad,
+            meaning.neg_mismatch,
             math.log1p(len(novelty)),
             math.log1p(sum(1 for _, nov in novelty if nov >= 1.0)),
             math.log1p(sum(1 for _, _, nov in token_novelty if 0.0 < nov < 0.5)),
-            opp_bad,
+            meaning.opposite,
+            meaning.polarity_flip,
+            meaning.role_swap,
+            meaning.cause,
         ], dtype=np.float64)
         return SentenceAnalysis(seg=seg, judged=judged, candidates=cands, features=feats,
                                 evidence=evidence, spans=spans, reasons=reasons, token_novelty=token_novelty)
+
+    def _meaning_checks(
+        self, seg: T.Segment, evidence: list[tuple[int, float]], best: float, idx: _SourceIndex,
+    ) -> _Meaning:
+        """Checks of what the sentence claims against its evidence, beyond its words: negation, opposites
+        ("rose" / "fell"), polarity flips, swapped roles and invented causes (halluguard.verify.claims)."""
+        out = _Meaning()
+        ev_units = [idx.units[c] for c, _ in evidence]
+        if not ev_units or _META.search(seg.text):
+            return out
+        base, text, ev = seg.start, seg.text, ev_units[0].text
+        s_neg = C.negations(text)
+        # A negation cue on one side only, or a word whose opposite the evidence uses ("rose" / "fell").
+        # Both together cancel ("did not rise" / "fell"). The runner-up evidence counts as support: the
+        # best unit may be a neighbouring sentence ("revenue grew") while the next one holds the claim.
+        opposites = T.opposite_mismatches(text, ev, " ".join(u.text for u in ev_units[1:]))
+        flipped = bool(s_neg) != bool(C.negations(ev))
+        if flipped and not opposites:
+            out.neg_mismatch = 1.0  # loose: against any evidence; the fitted weight says what it is worth
+            # A span only against evidence with the same words: "did not postpone" vs "voted to postpone".
+            flip = C.polarity_flip(text, ev)
+            if flip is not None:
+                out.polarity_flip = 1.0
+                out.spans.append(Span(base + flip.start, base + flip.end, text[flip.start : flip.end], 1.0, "negation"))
+                out.reasons.append(f"negation flipped: {flip.reason}")
+        elif opposites and not flipped:
+            out.opposite = 1.0
+            if best >= 0.6:
+                tok, ev_word = opposites[0]
+                out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "negation"))
+                out.reasons.append(f"{tok.text!r} where the evidence says {ev_word!r}")
+        swaps = C.role_swaps(text, " ".join(u.text for u in ev_units))
+        if swaps:
+            out.role_swap = 1.0
+            tok, said, source_says = swaps[0]
+            out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "role"))
+            out.reasons.append(f"roles swapped: in the source {source_says!r}, not {said!r}, is the one who "
+                               f"{tok.text!r}")
+        cause = C.unsupported_cause(text, [u.text for u in idx.units], [c for c, _ in evidence])
+        if cause is not None:
+            out.cause = 1.0
+            s, e = cause
+            out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "cause"))
+            out.reasons.append(f"cause {text[s:e]!r} not stated by the source")
+        return out
 
     # -- scoring --------------------------------------------------------------------------------
 
     def sentence_logits(self, feats: np.ndarray) -> np.ndarray:
         return feats @ self.weights + self.bias
 
+    def sentence_score(self, sa: SentenceAnalysis) -> float:
+        """P(unsupported) of a judged sentence: the fitted model, raised to the floor of any check that fired."""
+        floors = self.calibration.get("check_floors") or {}
+        p = float(_sigmoid(self.sentence_logits(sa.features)))
+        for sp in sa.spans:
+            p = max(p, float(floors.get(sp.reason, 0.0)))
+        return p
+
+    def is_reworded(self, sa: SentenceAnalysis, p: float) -> bool:
+        """Would flag, but only because the wording differs: the embedding says the sentence paraphrases its
+        evidence (similarity >= min_sim), a share >= min_novel of its content words are not the evidence's,
+        and no number / date / name / negation / role / cause check fired. Word checks cannot judge such a
+        sentence, so it is `unknown`, not `unsupported` (calibration key "reworded"; absent = off)."""
+        band = self.calibration.get("reworded")
+        if not band or p < self.threshold or sa.spans or not sa.evidence:
+            return False
+        return sa.evidence[0][1] >= float(band["min_sim"]) and sa.features[2] >= float(band["min_novel"])
+
+    def _spans(self, sa: SentenceAnalysis, summary: str, p: float) -> list[Span]:
+        """The flagged stretches of an unsupported sentence: the checks' own spans, novel phrases, or the
+        whole sentence when nothing specific fired (low alignment, recombined facts) or most of it is new."""
+        spans = [Span(s.start, s.end, s.text, round(p, 4), s.reason) for s in sa.spans]
+        runs = [(s, e) for s, e, nov in sa.token_novelty if nov >= float(self.calibration["span_min_novelty"])]
+        for s, e in _merge_runs(runs, summary):
+            spans.append(Span(s, e, summary[s:e], round(p, 4), "unsupported"))
+        if not spans or sa.features[1] >= float(self.calibration["sentence_span_min_novel"]):
+            specific = _dedupe([sp for sp in spans if sp.reason != "unsupported"])
+            spans = specific + _gaps(summary, sa.seg.start, sa.seg.end, specific, round(p, 4))
+        return _dedupe(spans)
+
     def _report(self, pa: PairAnalysis) -> Report:
         thr = self.threshold
+        why_not = C.language_problem(pa.summary) or C.language_problem(pa.source[:20000])
         verdicts: list[SentenceVerdict] = []
         all_spans: list[Span] = []
-        scores = []
-        min_novel_for_sentence = float(self.calibration["sentence_span_min_novel"])
-        min_novelty = float(self.calibration["span_min_novelty"])
-        floors = self.calibration.get("check_floors") or {}
+        scores: list[float] = []
+        n_reworded = 0
         for sa in pa.sentences:
             ev = [Evidence(u.start, u.end, u.text, round(max(0.0, min(1.0, cos)), 4))
                   for u, cos in ((pa.units[c], cos) for c, cos in sa.evidence)]
-            if not sa.judged:
+            if why_not or not sa.judged:
                 verdicts.append(SentenceVerdict(sa.seg.start, sa.seg.end, sa.seg.text, "unknown", float("nan"),
-                                                ev, [], ["no content word to check"]))
+                                                ev, [], [why_not or "no content word to check"]))
                 continue
-            p = float(_sigmoid(self.sentence_logits(sa.features)))
-            for sp in sa.spans:
-                p = max(p, float(floors.get(sp.reason, 0.0)))
+            p = self.sentence_score(sa)
+            if self.is_reworded(sa, p):
+                # The summary score counts it at most at the band's cap: it neither clears nor condemns.
+                n_reworded += 1
+                scores.append(min(p, float(self.calibration["reworded"]["score_cap"])))
+                verdicts.append(SentenceVerdict(sa.seg.start, sa.seg.end, sa.seg.text, "unknown", round(p, 4), ev,
+                                                [], [REWORDED_REASON]))
+                continue
             scores.append(p)
-            spans: list[Span] = []
-            if p >= thr:
-                spans = [Span(s.start, s.end, s.text, round(p, 4), s.reason) for s in sa.spans]
-                runs = [(s, e) for s, e, nov in sa.token_novelty if nov >= min_novelty]
-                for s, e in _merge_runs(runs, pa.summary):
-                    spans.append(Span(s, e, pa.summary[s:e], round(p, 4), "unsupported"))
-                if not spans or sa.features[1] >= min_novel_for_sentence:
-                    # Nothing specific fired (low alignment, recombined facts), or most of the sentence
-                    # is new: flag the whole sentence, keeping the specific checks as their own spans.
-                    specific = _dedupe([sp for sp in spans if sp.reason != "unsupported"])
-                    spans = specific + _gaps(pa.summary, sa.seg.start, sa.seg.end, specific, round(p, 4))
-                spans = _dedupe(spans)
-            verdict = "unsupported" if p >= thr else "supported"
+            spans = self._spans(sa, pa.summary, p) if p >= thr else []
             reasons = list(sa.reasons) if p >= thr else []
             if p >= thr and not reasons:
                 best = sa.evidence[0][1] if sa.evidence else 0.0
                 reasons = [f"weakly aligned with the source (best similarity {best:.2f})"]
-            verdicts.append(SentenceVerdict(sa.seg.start, sa.seg.end, sa.seg.text, verdict, round(p, 4), ev,
-                                            spans, reasons))
+            verdicts.append(SentenceVerdict(sa.seg.start, sa.seg.end, sa.seg.text,
+                                            "unsupported" if p >= thr else "supported", round(p, 4), ev, spans, reasons))
             all_spans.extend(spans)
         score = max(scores) if scores else float("nan")
         label = label_for(score, thr)
+        if label == "faithful" and n_reworded:
+            label = "unknown"  # nothing flagged, but a reworded sentence was not checked word by word
         all_spans.sort(key=lambda s: (s.start, s.end))
+        extra = {"calibration": self.calibration.get("fitted_on", "")}
+        if why_not:
+            extra["unjudged"] = why_not
+        if n_reworded:
+            extra["reworded_sentences"] = n_reworded
         return Report(score=round(score, 4) if scores else score, label=label, threshold=thr,
-                      backend=self.name, sentences=verdicts, spans=all_spans,
-                      extra={"calibration": self.calibration.get("fitted_on", "")})
+                      backend=self.name, sentences=verdicts, spans=all_spans, extra=extra)
 
     def verify_batch(
         self,
@@ -659,4 +742,4 @@ def _dedupe(spans: list[Span]) -> list[Span]:
     return out
 
 
-__all__ = ["FEATURES", "LiteVerifier", "PairAnalysis", "SentenceAnalysis", "load_calibration"]
+__all__ = ["FEATURES", "REWORDED_REASON", "SCOPE", "LiteVerifier", "PairAnalysis", "SentenceAnalysis", "load_calibration"]
