@@ -99,7 +99,9 @@ def train_args(out_dir: str, mode: str, seq: int, steps: int, pairs: int, accum:
     common = {"output_dir": out_dir, "max_length": seq, "max_steps": steps, "logging_steps": 1,
               "learning_rate": 5e-6, "bf16": not on_cpu(), "use_cpu": on_cpu(), "gradient_checkpointing": True,
               "report_to": [], "save_strategy": "no", "disable_tqdm": True, "per_device_train_batch_size": pairs,
-              "gradient_accumulation_steps": accum, "ddp_find_unused_parameters": False, **extra}
+              # ddp_find_unused_parameters is left to the Trainer (True for a PeftModel), as in training/dpo.py:
+              # the benchmark measures what the shipped scripts run.
+              "gradient_accumulation_steps": accum, **extra}
     args, trainer_cls, settings, preference = gpu_dpo.stage_config(mode, common)
     if not preference:
         raise ValueError(f"mode {mode!r} is SFT; this benchmark measures stage B (DPO)")
