@@ -19,7 +19,9 @@ def test_verdict_json_gives_its_table_and_figure(tmp_path):
     report = json.loads((ROOT / "examples/sft_vs_dpo/verdict.json").read_text())
     assert view.kind == "verdict" and f"**{report['verdict']}**" in view.markdown and report["reason"] in view.markdown
     assert len(view.figures) == 1 and Path(view.figures[0]).read_bytes()[:8] == PNG_MAGIC
-    assert Path(view.figures[0]).is_relative_to(tmp_path / "results")  # inside the app's allowed output folder
+    assert sorted(Path(f).name for f in view.files) == ["verdict.png", "verdict.svg"]
+    assert all(Path(f).is_relative_to(tmp_path / "results") for f in view.files)  # the app's allowed output folder
+    assert view.figures_html().startswith('<img src="data:image/png;base64,iVBORw0KGgo')
 
 
 def test_ablation_results_give_one_figure_per_varied_factor(tmp_path):
@@ -74,13 +76,64 @@ def test_results_tab_through_the_launched_app(tmp_path):
     try:
         _, url, _ = demo.launch(**launch_kwargs(cfg), prevent_thread_lock=True, quiet=True)
         client = Client(url, verbose=False)
-        table, figures = client.predict(handle_file(str(ROOT / "examples/sft_vs_dpo/verdict.json")), api_name="/results")
+        table, figures, files = client.predict(handle_file(str(ROOT / "examples/sft_vs_dpo/verdict.json")),
+                                               api_name="/results")
         report = json.loads((ROOT / "examples/sft_vs_dpo/verdict.json").read_text())
         assert f"**{report['verdict']}**" in table and "| hallucination rate (%) |" in table
-        assert len(figures) == 1 and Path(figures[0]["image"]).read_bytes()[:8] == PNG_MAGIC
+        assert figures.count("<img src=\"data:image/png;base64,") == 1
+        assert sorted(Path(f).name for f in files) == ["verdict.png", "verdict.svg"]
+        assert Path(next(f for f in files if f.endswith(".png"))).read_bytes()[:8] == PNG_MAGIC
         bad = tmp_path / "other.json"
         bad.write_text('{"rows": 1}')
         with pytest.raises(AppError, match="neither a verdict.json"):
             client.predict(handle_file(str(bad)), api_name="/results")
+    finally:
+        demo.close()
+
+
+@pytest.mark.browser
+def test_results_tab_in_a_real_browser(tmp_path):
+    """In headless Chromium: the uploaded verdict's figure is displayed (an image that loaded, not a broken
+    link) beside its table; a wrong file's reason stays in the page."""
+    import os
+    import shutil
+    import socket
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from halluguard.app import AppConfig, build_demo, launch_kwargs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = AppConfig(output_dir=str(tmp_path / "app"), port=port)
+    demo = build_demo(cfg)
+    shots = Path(os.environ.get("HALLUGUARD_SCREENSHOT_DIR") or tmp_path)
+    try:
+        _, url, _ = demo.launch(**launch_kwargs(cfg), prevent_thread_lock=True, quiet=True)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.get_by_role("tab", name="Results").click()
+            page.locator("#r-file input[type=file]").set_input_files(str(ROOT / "examples/sft_vs_dpo/verdict.json"))
+            img = page.locator("#r-figures img").first
+            img.wait_for()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 500", arg=img.element_handle())
+            box = img.bounding_box()  # shown whole: the figure's aspect ratio, not cropped into a thumbnail
+            assert box["width"] > 600 and box["width"] / box["height"] == pytest.approx(
+                img.evaluate("i => i.naturalWidth / i.naturalHeight"), rel=0.02)
+            assert "hallucination rate (%)" in page.locator("#r-table").inner_text()
+            page.screenshot(path=str(shots / "results_tab.png"), full_page=True)
+            bad = tmp_path / "notes.json"
+            bad.write_text("[1, 2]")
+            page.locator("#r-file button[aria-label='Clear']").first.click()  # the next file replaces this one
+            page.locator("#r-file input[type=file]").set_input_files(str(bad))
+            page.locator("#r-error").get_by_text("neither a verdict.json").wait_for()
+            browser.close()
     finally:
         demo.close()

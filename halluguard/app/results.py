@@ -3,11 +3,14 @@
 
     view = load_results("runs/verdict/verdict.json", cfg.output_dir)
     view.markdown, view.figures          # markdown table; PNG paths under output_dir/results/
+    view.files, view.figures_html()      # PNG + SVG paths to download; the PNGs as inline <img> for gr.HTML
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,20 @@ MAX_BYTES = 20 * 1024 * 1024  # a verdict or ablation JSON is a few KB; anything
 class ResultsView:
     kind: str  # "verdict" or "ablation"
     markdown: str
-    figures: list[str] = field(default_factory=list)  # PNG paths
+    files: list[str] = field(default_factory=list)  # PNG and SVG of every figure
+
+    @property
+    def figures(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".png")]
+
+    def figures_html(self) -> str:
+        """The PNGs inline (data URLs): shown whole at the page's width, nothing for the browser to fetch."""
+        imgs = []
+        for f in self.figures:
+            data = base64.b64encode(Path(f).read_bytes()).decode()
+            imgs.append(f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(f).stem)}" '
+                        'style="max-width:100%;height:auto;display:block;margin:0 0 1rem">')
+        return "".join(imgs)
 
 
 def load_results(path: str | Path, output_dir: str | Path) -> ResultsView:
@@ -54,7 +70,7 @@ def _verdict_view(report: dict[str, Any], out: Path) -> ResultsView:
 
     try:
         md = to_markdown(report)
-        figures = plots.save_figure(plots.verdict_figure(report), out / "verdict", formats=("png",))
+        figures = plots.save_figure(plots.verdict_figure(report), out / "verdict")
     except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"this verdict.json lacks a field the figure needs ({e!r}); rerun training/verdict.py") from None
     return ResultsView("verdict", md, [str(p) for p in figures])
@@ -68,7 +84,7 @@ def _ablation_view(rows: list[dict[str, Any]], out: Path) -> ResultsView:
     for factor in FACTORS:
         fig = plots.ablation_figure(rows, factor, METRICS)
         if fig is not None:
-            figures += plots.save_figure(fig, out / f"ablation_{factor}", formats=("png",))
+            figures += plots.save_figure(fig, out / f"ablation_{factor}")
     md = results_markdown(rows)
     if not figures:
         md += "\nNo factor has two measured values yet: no figure to draw."

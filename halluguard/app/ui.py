@@ -243,9 +243,9 @@ def _results_tab(cfg, errors: ErrorBoxes) -> None:
     """A verdict.json or ablation results.json: its table and figures (halluguard.app.results)."""
     def do_results(upload, request: gr.Request):
         if not upload:
-            return "", []
+            return "", "", None
         view = load_results(upload, cfg.output_dir)
-        return view.markdown, view.figures
+        return view.markdown, view.figures_html(), view.files
 
     gr.Markdown("Load a `verdict.json` (training/verdict.py) or an ablation `results.json` (training/ablate.py) "
                 "to see its table and figures. The same figures are written next to the JSON as PNG and SVG.",
@@ -253,9 +253,10 @@ def _results_tab(cfg, errors: ErrorBoxes) -> None:
     upload = gr.File(label="verdict.json or results.json", file_types=[".json"], type="filepath", elem_id="r-file",
                      elem_classes="hg-upload")
     box = _error_box("r-error")
-    figures = gr.Gallery(label="Figures", columns=1, height="auto", object_fit="contain", elem_id="r-figures")
+    figures = gr.HTML(elem_id="r-figures")  # whole figures at the page's width (a gallery crops them)
     table = gr.Markdown(elem_id="r-table", elem_classes="hg-metrics")
-    errors.wire(upload.change, do_results, [upload], [table, figures], box, lambda: ("", []),
+    files = gr.File(label="Figures as PNG and SVG", file_count="multiple", interactive=False, elem_id="r-files")
+    errors.wire(upload.change, do_results, [upload], [table, figures, files], box, lambda: ("", "", None),
                 api_name="results", concurrency_limit=None)
 
 
