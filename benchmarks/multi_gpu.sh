@@ -12,8 +12,8 @@
 #     .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && bash benchmarks/multi_gpu.sh
 # Parts (default all, in this order; the most wanted first, so a run cut short keeps them):
 #   make ddp8b scorer agree zero8b summary        e.g. `bash benchmarks/multi_gpu.sh make zero8b summary`
-# HG_MGPU_BUDGET_S (default 570): a part that would start after this many seconds is skipped, and says so
-# in the JSONL, so that `summary` still runs inside the device tool's 600 s.
+# HG_MGPU_BUDGET_S (default 570): no part runs past this many seconds (a part is stopped or skipped, and a
+# `skipped` row says so), so that `summary` still runs inside the device tool's 600 s.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/hg_out}
@@ -56,11 +56,15 @@ skip_row() {
   echo "{\"kind\": \"skipped\", \"part\": \"$1\", \"why\": \"$2\"}" | tee -a "$ROWS"
 }
 
-part() {  # part NAME COMMAND...: run unless past the budget; keep the log without progress lines
+part() {  # part NAME COMMAND...: run unless past the budget, stopped at it; keep the log without progress lines
   local name=$1; shift
-  if (( SECONDS > BUDGET )); then skip_row "$name" "started after ${SECONDS}s > HG_MGPU_BUDGET_S=$BUDGET"; return; fi
+  local left=$(( BUDGET - SECONDS ))
+  if (( left < 20 )); then skip_row "$name" "would start at ${SECONDS}s, HG_MGPU_BUDGET_S=$BUDGET"; return; fi
   echo "== $name (t=${SECONDS}s)"
-  "$@" 2>&1 | grep -v "it/s\]\|s/it\]\|^{'" >> "$OUT/log_mgpu_$name.txt"
+  local run=(timeout "$left")
+  declare -F "$1" > /dev/null && run=()  # a shell function (make_models): timeout cannot run it
+  "${run[@]}" "$@" 2>&1 | grep -v "it/s\]\|s/it\]\|^{'" >> "$OUT/log_mgpu_$name.txt"
+  (( PIPESTATUS[0] == 124 )) && skip_row "$name" "stopped at HG_MGPU_BUDGET_S=$BUDGET (rows written before stay)"
   grep "^RESULT\|^agree\|^loaded\|Error" "$OUT/log_mgpu_$name.txt" | cut -c1-400 | tail -20
 }
 
