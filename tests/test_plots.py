@@ -185,3 +185,19 @@ def test_importing_the_cli_does_not_import_matplotlib():
     code = "import sys, halluguard.cli, halluguard.app.report, halluguard.train.verdict; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_batch_run_writes_a_report_with_gold_labels(tmp_path):
+    """The app's batch job end to end (lite verifier): the report it writes has the gold column."""
+    from halluguard.app import handlers as H
+    from halluguard.app.config import AppConfig
+    from halluguard.app.models import ModelHub
+
+    cfg = AppConfig(output_dir=str(tmp_path))
+    src = ROOT / "examples/sample_pairs.jsonl"
+    *_, last = H.run_batch(ModelHub(cfg), cfg, str(src), "source", "summary", None, "label", "id")
+    html = Path(next(f for f in last.files if f.endswith("report.html"))).read_text()
+    gold = {json.loads(x)["id"]: json.loads(x)["label"] for x in src.read_text().splitlines()}
+    rows = re.findall(r'<tr><td>([\w-]+)</td><td class="(\w+)">\w+</td><td class="(\w+)[ "]', html)
+    assert {r[0]: r[2] for r in rows} == gold  # each row's gold label, beside its prediction
+    assert "gold: hallucinated" in html and "gold: faithful" in html  # the histogram is stacked by it
