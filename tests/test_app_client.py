@@ -137,6 +137,17 @@ def test_bad_uploads_give_readable_errors(app, tmp_path, name, content, message)
         client.predict(handle_file(str(f)), "source", "summary", "", "", "", False, GEN1, api_name="/batch_evaluate")
 
 
+def test_user_error_is_one_log_line_not_a_traceback(app, capfd, caplog):
+    _, _, client, _ = app
+    capfd.readouterr()
+    with caplog.at_level("WARNING", logger="halluguard.app"), pytest.raises(AppError, match="summary is empty"):
+        client.predict(EXAMPLE_DOC, "", api_name="/verify")
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert [r.getMessage() for r in caplog.records if r.name == "halluguard.app"] == [
+        "halluguard app: verify refused: summary is empty"]
+
+
 def test_too_large_upload_is_refused(app, tmp_path):
     _, url, client, _ = app
     f = tmp_path / "big.csv"
