@@ -5,8 +5,10 @@
     python app.py --verifier dpo-reward --verifier-model HuggingFaceTB/SmolLM3-3B --verifier-adapter runs/scorer
     python app.py --config app.yaml --auth user:pass --max-upload-mb 50
 
-`demo` is built at import with the settings from HALLUGUARD_APP_ARGS (for `gradio app.py` reload mode
-and for tests); no model loads until an event needs one.
+`demo` is built at import with the settings from HALLUGUARD_APP_ARGS (for `gradio app.py` reload mode,
+tests, and hosts that run `python app.py` without flags, such as Hugging Face Spaces); flags given on
+the command line come after them and win. Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT set the
+address unless --host / --port do. No model loads until an event needs one.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import sys
 
 from halluguard.app import AppConfig, build_demo, launch_kwargs
 
-config = AppConfig.from_args(shlex.split(os.environ.get("HALLUGUARD_APP_ARGS", "")))
+ENV_ARGS = shlex.split(os.environ.get("HALLUGUARD_APP_ARGS", ""))
+config = AppConfig.from_args(ENV_ARGS)
 demo = build_demo(config)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cfg = AppConfig.from_args(sys.argv[1:] if argv is None else argv)
+        cfg = AppConfig.from_args(ENV_ARGS + (sys.argv[1:] if argv is None else argv))
     except (ValueError, FileNotFoundError) as e:  # a bad flag or config: one line, no traceback
         print(f"app.py: error: {e}", file=sys.stderr)
         return 2

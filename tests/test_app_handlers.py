@@ -601,3 +601,31 @@ def test_user_errors_are_one_log_line_and_remembered_per_session(caplog):
     with pytest.raises(KeyError):  # a real bug keeps its exception (and gradio's traceback)
         boxes.guard(do_bug)(request)
     assert "KeyError" in boxes.pop(request)
+
+
+def test_app_py_takes_flags_from_env_then_command_line(tmp_path, monkeypatch):
+    """`python app.py` on a host that passes no flags (Hugging Face Spaces): HALLUGUARD_APP_ARGS and
+    GRADIO_SERVER_* decide; flags on the command line still win."""
+    import importlib.util
+
+    monkeypatch.setenv("HALLUGUARD_APP_ARGS", f"--output-dir {tmp_path / 'out'} --max-upload-mb 3")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    monkeypatch.setenv("HALLUGUARD_AUTH", "ann:s3cret")
+    path = Path(__file__).resolve().parent.parent / "app.py"
+    spec = importlib.util.spec_from_file_location("halluguard_app_entry_env", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    launched = []
+
+    class Demo:
+        def launch(self, **kw):
+            launched.append(kw)
+
+    monkeypatch.setattr(mod, "demo", Demo())
+    monkeypatch.setattr(mod, "build_demo", lambda cfg: Demo())
+    assert mod.main([]) == 0
+    assert (launched[-1]["server_name"], launched[-1]["server_port"], launched[-1]["max_file_size"]) == (
+        "0.0.0.0", 7999, 3 * 1024 * 1024)
+    assert mod.main(["--port", "7001", "--max-upload-mb", "5"]) == 0
+    assert (launched[-1]["server_port"], launched[-1]["max_file_size"]) == (7001, 5 * 1024 * 1024)
