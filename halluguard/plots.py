@@ -7,8 +7,9 @@
     svg = plots.figure_svg(plots.score_histogram(scores, gold, threshold=0.465))   # inline <svg> for HTML
 
 Figures: training curves (`line_panels`), the batch report's score histogram (`score_histogram`), the
-SFT-vs-DPO verdict (`verdict_figure`, `paired_scores_figure`) and one figure per ablation factor (`ablation_figure`). Each
-returns a matplotlib Figure; `save_figure` writes PNG (slides) and SVG (papers, scales cleanly).
+SFT-vs-DPO verdict (`verdict_figure`, `paired_scores_figure`) and one figure per ablation factor
+(`ablation_figure`). Each returns a matplotlib Figure; `save_figure` writes PNG (slides) and SVG
+(papers, scales cleanly).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import io
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ FACTOR_LABELS = {"beta": "DPO beta", "learning_rate": "learning rate", "quantiza
 
 
 def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend (servers, CI, notebooks all alike)."""
+    """matplotlib.pyplot on the non-interactive Agg backend (servers, CI), unless MPLBACKEND names another."""
     import matplotlib
 
     # A Jupyter kernel sets MPLBACKEND to its inline backend; forcing Agg there would hide the figures.
@@ -54,6 +56,9 @@ def pyplot():
     return plt
 
 
+_LOCK = threading.RLock()  # pyplot and rcParams are global: the app draws from several request threads
+
+
 def _styled(fn):
     """Draw (or save) under our rc settings without changing the caller's global matplotlib style."""
 
@@ -61,13 +66,14 @@ def _styled(fn):
     def wrapper(*args, **kwargs):
         # Only our keys are saved and restored: rc_context() would also restore 'interactive', undoing
         # the Jupyter inline backend that activates on the first figure (which then is never shown).
-        rc = pyplot().rcParams
-        saved = {k: rc[k] for k in _RC}
-        rc.update(_RC)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            rc.update(saved)
+        with _LOCK:
+            rc = pyplot().rcParams
+            saved = {k: rc[k] for k in _RC}
+            rc.update(_RC)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                rc.update(saved)
 
     return wrapper
 
