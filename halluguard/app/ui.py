@@ -46,6 +46,7 @@ footer {visibility: hidden}
    which cut words at the box edge ("loggerhea|d") when few spans are flagged. */
 .hg-hl .textfield {display: block !important; word-break: normal !important; overflow-wrap: break-word}
 .hg-hl .textfield .line-break {display: block}
+.hg-hl .token.highlighted {margin: 0 1px; padding: 1px 3px}  /* the text's own spaces separate the chips */
 /* Table headers never break inside a word ("ro|w"); the column widths leave room for them. */
 .hg-table th .header {word-break: keep-all; overflow-wrap: normal; hyphens: none}
 /* Markdown tables (batch metrics) take the theme's border colour, not black. */
