@@ -117,9 +117,18 @@ def load(path: str):
 
     cpu = on_cpu()
     device_map = "cpu" if cpu else {"": torch.cuda.current_device()}
-    margs = ModelArguments(model_name_or_path=path, quantization="none" if cpu else "nf4",
+    # HG_BENCH_QUANT=nf4 with HG_BENCH_CPU: the 4-bit path (bitsandbytes' CPU kernels) on the CPU too.
+    quant = os.environ.get("HG_BENCH_QUANT") or ("none" if cpu else "nf4")
+    margs = ModelArguments(model_name_or_path=path, quantization=quant,
                            model_dtype="float32" if cpu else "bfloat16", device_map=device_map)
-    model, _ = load_base(margs)
+    storage = os.environ.get("HG_BENCH_QUANT_STORAGE")  # diagnostic: one process with ZeRO-3's bf16 storage
+    if storage and strategy() != "zero3":
+        from halluguard.loading import load_model
+
+        model, _ = load_model(path, quantization=quant, dtype=margs.model_dtype, device_map=device_map,
+                              quant_storage=storage)
+    else:
+        model, _ = load_base(margs)
     # The word-level tokenizer is built, not loaded (benchmarks/gpu_dpo.py says why).
     return model, gpu_dpo.word_tokenizer(model.config.vocab_size)
 
