@@ -28,7 +28,17 @@ against accumulated `1xG`), and at least 4 units of the dtype's relative precisi
 
 Random-init real architectures (no weights are downloaded): memory and speed are those of the real
 model, quality is meaningless. HG_BENCH_CPU=1 runs everything on the CPU (tiny models, fp32, gloo):
-tests/test_multi_gpu.py does that.
+tests/test_multi_gpu.py does that. The 4-bit variant of that check (docs/training.md reports it):
+
+    export HG_BENCH_CPU=1 HG_BENCH_QUANT=nf4 OMP_NUM_THREADS=1; A="--arch tiny_llama --agree-seq 64 --agree-mode stock --lr 1e-3 --save /tmp/agq"
+    python benchmarks/multi_gpu.py run $A --agree 1x2,2x1
+    torchrun --nproc_per_node 2 benchmarks/multi_gpu.py run $A --agree 1x1                 # DDP (gloo)
+    env DS_ACCELERATOR=cpu ACCELERATE_USE_DEEPSPEED=true ACCELERATE_DEEPSPEED_ZERO3_INIT=true \
+        ACCELERATE_MIXED_PRECISION=no ACCELERATE_DEEPSPEED_CONFIG_FILE=training/accelerate/zero3_ds.json \
+        torchrun --nproc_per_node 2 --master_port 29501 benchmarks/multi_gpu.py run $A --agree 1x1   # ZeRO-3
+    python benchmarks/multi_gpu.py compare --save /tmp/agq
+(the ZeRO-3 environment is what `accelerate launch --config_file training/accelerate/zero3.yaml` sets;
+HG_BENCH_QUANT_STORAGE=bfloat16 loads the one-process runs with ZeRO-3's bf16 storage.)
 """
 
 from __future__ import annotations

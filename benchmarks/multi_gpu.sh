@@ -22,6 +22,8 @@ AGREE_DIR="$OUT/agree"
 BUDGET=${HG_MGPU_BUDGET_S:-570}
 CONFIGS_8B=${CONFIGS_8B:-fit:2048,fast:2048:4}
 CONFIGS_3B=${CONFIGS_3B:-fit:2048,fast:2048:8}
+# 20 steps of the 3B scorer, fit profile, bf16; lr high enough that the loss falls far beyond the tolerance.
+AGREE_ARGS=(--agree-steps 20 --agree-seq 1024 --agree-mode fit --lr 5e-4 --seed 0)
 PY=(python3 benchmarks/multi_gpu.py)
 DDP=(accelerate launch --config_file training/accelerate/ddp.yaml --num_processes 2 benchmarks/multi_gpu.py)
 ZERO3=(accelerate launch --config_file training/accelerate/zero3.yaml --num_processes 2 benchmarks/multi_gpu.py)
@@ -92,9 +94,9 @@ for p in "${parts[@]}"; do
     ddp8b) part single8b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch llama3_8b --configs "$CONFIGS_8B" --out "$ROWS"
            part ddp8b "${DDP[@]}" run --arch llama3_8b --configs "$CONFIGS_8B" --out "$ROWS" ;;
     scorer) part single3b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch smollm3_3b --configs "$CONFIGS_3B" \
-              --out "$ROWS" --agree 1x2,2x1 --save "$AGREE_DIR"
+              --out "$ROWS" --agree 1x2,2x1 --save "$AGREE_DIR" "${AGREE_ARGS[@]}"
             part ddp3b "${DDP[@]}" run --arch smollm3_3b --configs "$CONFIGS_3B" --out "$ROWS" \
-              --agree 1x1 --save "$AGREE_DIR" ;;
+              --agree 1x1 --save "$AGREE_DIR" "${AGREE_ARGS[@]}" ;;
     agree) part compare "${PY[@]}" compare --save "$AGREE_DIR" --out "$ROWS" ;;
     zero8b) if install_deepspeed >> "$OUT/log_mgpu_install.txt" 2>&1; then zero3_configs
             else skip_row zero8b "deepspeed did not install (log_mgpu_install.txt)"; fi ;;
