@@ -114,6 +114,8 @@ Series = Mapping[str, Sequence[tuple[float, float]]]
 @_styled
 def line_panels(panels: Sequence[tuple[str, Series]], xlabel: str = "step", ncols: int = 4):
     """Small multiples, one panel per (title, {label: [(x, y), ...]}), wrapped after `ncols` panels."""
+    from matplotlib.ticker import MaxNLocator
+
     if not panels:
         raise ValueError("line_panels needs at least one (title, series) panel")
     plt = pyplot()
@@ -129,6 +131,8 @@ def line_panels(panels: Sequence[tuple[str, Series]], xlabel: str = "step", ncol
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
+        if all(float(p[0]).is_integer() for pts in series.values() for p in pts):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps: no "2.5"
         if len(series) > 1:
             ax.legend(fontsize=8, frameon=False)
     for ax in list(axes.flat)[n:]:

@@ -89,6 +89,7 @@ def test_ablation_writes_json_csv_md_and_figures(tmp_path):
 def test_line_panels_wrap_and_check_input():
     fig = plots.line_panels([(f"m{i}", {"a": [(1, i), (2, i + 1)]}) for i in range(6)], ncols=4)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 6 and len(fig.axes) == 8
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())  # steps are whole numbers
     with pytest.raises(ValueError, match="at least one"):
         plots.line_panels([])
 
