@@ -578,12 +578,16 @@ def phrase_bank(docs: Sequence[PoolPair], rng: random.Random, limit: int = 3000)
 
 def generate_pairs(docs: Sequence[PoolPair], per_doc: int = 4, max_pairs: int = 30000, faithful_share: float = 0.4,
                    window: int = 3, seed: int = 0, min_words: int = 6, max_words: int = 45,
-                   weights: dict[str, float] | None = None) -> list[PoolPair]:
+                   weights: dict[str, float] | None = None, kinds: Sequence[str] | None = None) -> list[PoolPair]:
     """(evidence window, edited sentence) pairs over the premises of `docs` (one document per distinct
     doc_key). For each pair a label is drawn (faithful with `faithful_share`), then a kind by `weights`,
     then a sentence of the document it applies to. Each pair keeps its document's licence fields;
     source_set is "synthetic", kind "error/<kind>" or "faithful/<kind>". The premise is the window the
-    retriever picks for the edited sentence, as at inference."""
+    retriever picks for the edited sentence, as at inference. `kinds` restricts the edits, e.g.
+    ("negation", "role", "cause", "synonym") for a set in the style of the hand-written subtle cases."""
+    unknown = set(kinds or ()) - set(ERRORS) - set(FAITHFUL)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; errors: {', '.join(KINDS)}; faithful: {', '.join(FAITHFUL_KINDS)}")
     if not 0.0 <= faithful_share <= 1.0:
         raise ValueError(f"faithful_share must be in [0, 1], got {faithful_share}")
     rng = random.Random(seed)
@@ -599,12 +603,13 @@ def generate_pairs(docs: Sequence[PoolPair], per_doc: int = 4, max_pairs: int = 
     for d in uniq:
         if len(out) >= max_pairs:
             break
-        out += _doc_edits(d, rng, per_doc, faithful_share, window, (min_words, max_words), weights, phrases)
+        out += _doc_edits(d, rng, per_doc, faithful_share, window, (min_words, max_words), weights, phrases, kinds)
     return out[:max_pairs]
 
 
 def _doc_edits(d: PoolPair, rng: random.Random, per_doc: int, faithful_share: float, window: int,
-               length: tuple[int, int], weights: dict[str, float], phrases: list[str]) -> list[PoolPair]:
+               length: tuple[int, int], weights: dict[str, float], phrases: list[str],
+               kinds: Sequence[str] | None = None) -> list[PoolPair]:
     doc = d.premise
     sents = [doc[a:b] for a, b in sentences(doc)]
     sents = [s for s in sents if length[0] <= len(s.split()) <= length[1]]
@@ -613,8 +618,9 @@ def _doc_edits(d: PoolPair, rng: random.Random, per_doc: int, faithful_share: fl
     for _ in range(min(per_doc, len(sents))):
         faithful = rng.random() < faithful_share
         table = FAITHFUL if faithful else ERRORS
+        allowed = [k for k in table if kinds is None or k in kinds]
         e = None
-        for kind in _weighted_order(list(table), weights, rng):
+        for kind in _weighted_order(allowed, weights, rng):
             for s in rng.sample(sents, len(sents)):
                 if s not in used:
                     e = table[kind](s, rng, doc, phrases=phrases)

@@ -176,6 +176,13 @@ def test_generate_pairs_is_deterministic_and_labelled():
         generate_pairs(_docs(), faithful_share=2.0)
 
 
+def test_generate_pairs_restricted_to_the_subtle_kinds():
+    out = generate_pairs(_docs(), per_doc=8, seed=0, kinds=("negation", "role", "cause", "synonym"))
+    assert out and {p.kind for p in out} <= {"error/negation", "error/role", "error/cause", "faithful/synonym"}
+    with pytest.raises(ValueError, match="unknown kinds"):
+        generate_pairs(_docs(), kinds=("negation", "teleport"))
+
+
 def test_any_edit_respects_the_requested_label():
     rng = random.Random(0)
     for s in SENTS:
