@@ -12,6 +12,12 @@
 #     .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD && bash benchmarks/multi_gpu.sh
 # Parts (default all, in this order; the most wanted first, so a run cut short keeps them):
 #   make ddp8b scorer agree zero8b summary        e.g. `bash benchmarks/multi_gpu.sh make zero8b summary`
+# Dry run of this script's flow on the CPU (tiny model, fake nvidia-smi printing two GPUs, deepspeed
+# importable; about 5 minutes on two cores; the accelerate DDP launch autocasts to bf16 on the CPU, so its
+# agreement row fails there by design of that dry run):
+#   PATH=/tmp/fake:$PATH DS_ACCELERATOR=cpu HG_BENCH_CPU=1 OMP_NUM_THREADS=1 ARCH_8B=tiny_llama ARCH_3B=tiny_llama \
+#   CONFIGS_8B=stock:64,fast:64:1 CONFIGS_3B=stock:64 AGREE_ARGS="--agree-seq 64 --agree-mode stock --lr 1e-3" \
+#   bash benchmarks/multi_gpu.sh
 # HG_MGPU_BUDGET_S (default 570): no part runs past this many seconds (a part is stopped or skipped, and a
 # `skipped` row says so), so that `summary` still runs inside the device tool's 600 s.
 set -uo pipefail
@@ -22,8 +28,10 @@ AGREE_DIR="$OUT/agree"
 BUDGET=${HG_MGPU_BUDGET_S:-570}
 CONFIGS_8B=${CONFIGS_8B:-fit:2048,fast:2048:4}
 CONFIGS_3B=${CONFIGS_3B:-fit:2048,fast:2048:8}
+ARCH_8B=${ARCH_8B:-llama3_8b}    # overridable for a dry run of this script on the CPU (tiny_llama, HG_BENCH_CPU=1)
+ARCH_3B=${ARCH_3B:-smollm3_3b}
 # 20 steps of the 3B scorer, fit profile, bf16; lr high enough that the loss falls far beyond the tolerance.
-AGREE_ARGS=(--agree-steps 20 --agree-seq 1024 --agree-mode fit --lr 5e-4 --seed 0)
+read -ra AGREE_ARGS <<< "${AGREE_ARGS:---agree-steps 20 --agree-seq 1024 --agree-mode fit --lr 5e-4 --seed 0}"
 PY=(python3 benchmarks/multi_gpu.py)
 DDP=(accelerate launch --config_file training/accelerate/ddp.yaml --num_processes 2 benchmarks/multi_gpu.py)
 ZERO3=(accelerate launch --config_file training/accelerate/zero3.yaml --num_processes 2 benchmarks/multi_gpu.py)
@@ -73,13 +81,14 @@ part() {  # part NAME COMMAND...: run unless past the budget, stopped at it; kee
 zero3_configs() {  # one launch per config under ZeRO-3
   local c
   for c in ${CONFIGS_8B//,/ }; do
-    part "zero8b_${c//:/_}" "${ZERO3[@]}" run --arch llama3_8b --configs "$c" --out "$ROWS"
+    part "zero8b_${c//:/_}" "${ZERO3[@]}" run --arch "$ARCH_8B" --configs "$c" --out "$ROWS"
   done
 }
 
 make_models() {  # both random-init architectures at once, one per GPU
-  CUDA_VISIBLE_DEVICES=0 "${PY[@]}" make --arch llama3_8b & local p8=$!
-  CUDA_VISIBLE_DEVICES=1 "${PY[@]}" make --arch smollm3_3b & local p3=$!
+  CUDA_VISIBLE_DEVICES=0 "${PY[@]}" make --arch "$ARCH_8B" & local p8=$!
+  [[ "$ARCH_3B" == "$ARCH_8B" ]] && { wait $p8; return; }
+  CUDA_VISIBLE_DEVICES=1 "${PY[@]}" make --arch "$ARCH_3B" & local p3=$!
   wait $p8 && wait $p3
 }
 
@@ -91,11 +100,11 @@ parts=("$@"); (( ${#parts[@]} )) || parts=(make ddp8b scorer agree zero8b summar
 for p in "${parts[@]}"; do
   case "$p" in
     make) part make make_models ;;
-    ddp8b) part single8b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch llama3_8b --configs "$CONFIGS_8B" --out "$ROWS"
-           part ddp8b "${DDP[@]}" run --arch llama3_8b --configs "$CONFIGS_8B" --out "$ROWS" ;;
-    scorer) part single3b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch smollm3_3b --configs "$CONFIGS_3B" \
+    ddp8b) part single8b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch "$ARCH_8B" --configs "$CONFIGS_8B" --out "$ROWS"
+           part ddp8b "${DDP[@]}" run --arch "$ARCH_8B" --configs "$CONFIGS_8B" --out "$ROWS" ;;
+    scorer) part single3b env CUDA_VISIBLE_DEVICES=0 "${PY[@]}" run --arch "$ARCH_3B" --configs "$CONFIGS_3B" \
               --out "$ROWS" --agree 1x2,2x1 --save "$AGREE_DIR" "${AGREE_ARGS[@]}"
-            part ddp3b "${DDP[@]}" run --arch smollm3_3b --configs "$CONFIGS_3B" --out "$ROWS" \
+            part ddp3b "${DDP[@]}" run --arch "$ARCH_3B" --configs "$CONFIGS_3B" --out "$ROWS" \
               --agree 1x1 --save "$AGREE_DIR" "${AGREE_ARGS[@]}" ;;
     agree) part compare "${PY[@]}" compare --save "$AGREE_DIR" --out "$ROWS" ;;
     zero8b) if install_deepspeed >> "$OUT/log_mgpu_install.txt" 2>&1; then zero3_configs
