@@ -399,7 +399,13 @@ def detail(s: str, rng: random.Random, context: str = "", phrases: Sequence[str]
     opts = [d for d in pool if d.lower() not in low and not any(w in low for w in d.lower().split() if len(w) > 5)]
     if not opts:
         return None
-    return _edit(s, [(end, end, " " + rng.choice(opts))], 1, "detail")
+    # At the end, or before the first comma of a long enough opening: an edit always at the end of the
+    # sentence would teach the model where to look rather than what to check.
+    at = end
+    comma = s.find(", ")
+    if 15 <= comma < end - 10 and rng.random() < 0.4:
+        at = comma
+    return _edit(s, [(at, at, " " + rng.choice(opts))], 1, "detail")
 
 
 # ----------------------------------------------------------------------------- faithful rewrites (label 0)

@@ -125,8 +125,9 @@ def encode_pairs(pairs: Sequence[PoolPair], tokenizer=None, max_len: int = 128, 
     tl = np.full((n, max_len), -1, dtype=np.int8)
     for start in range(0, n, batch):
         chunk = pairs[start:start + batch]
-        prem = tok([p.premise for p in chunk], add_special_tokens=False)["input_ids"]
-        hyp = tok([p.hypothesis for p in chunk], add_special_tokens=False, return_offsets_mapping=True)
+        # verbose=False: long premises are cut below, the "longer than 512" warning is noise here
+        prem = tok([p.premise for p in chunk], add_special_tokens=False, verbose=False)["input_ids"]
+        hyp = tok([p.hypothesis for p in chunk], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         for j, p in enumerate(chunk):
             row, labs = _assemble(prem[j], hyp["input_ids"][j], hyp["offset_mapping"][j], p, tok, max_len)
             ids[start + j, :len(row)] = row
