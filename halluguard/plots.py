@@ -205,8 +205,10 @@ def _rates_panel(ax, h: Mapping[str, Any], n: int) -> None:
     rates = [h["sft"], h["dpo"]]
     cis = h.get("rate_ci") or {}
     have_ci = "sft" in cis and "dpo" in cis
-    err = ([[r - cis[m][0] for r, m in zip(rates, ("sft", "dpo"))],
-            [cis[m][1] - r for r, m in zip(rates, ("sft", "dpo"))]] if have_ci else None)
+    # max(0, ...): matplotlib refuses a negative error bar, and an interval from elsewhere may sit a
+    # rounding error inside its own point
+    err = ([[max(0.0, r - cis[m][0]) for r, m in zip(rates, ("sft", "dpo"))],
+            [max(0.0, cis[m][1] - r) for r, m in zip(rates, ("sft", "dpo"))]] if have_ci else None)
     bars = ax.bar(["SFT", "DPO"], rates, yerr=err, capsize=6, color=[SFT_COLOR, DPO_COLOR], width=0.55,
                   error_kw={"lw": 1.2, "ecolor": "#374151"})
     for bar, r in zip(bars, rates):
@@ -235,7 +237,7 @@ def _diff_panel(ax, h: Mapping[str, Any]) -> None:
     for x, text in ((-span * 0.55, "not supported\n(SFT better by > 1)"), (0, "tie\n|d| <= 1"),
                     (2 + (span - 2) * 0.5, "supported if\nd > 2 and p < alpha")):
         ax.text(x, 0.93, text, ha="center", va="top", fontsize=8, color="#4b5563", transform=ax.get_xaxis_transform())
-    ax.errorbar([d], [0], xerr=[[d - lo], [hi - d]], fmt="o", color="#111827", capsize=6, ms=7, lw=1.5)
+    ax.errorbar([d], [0], xerr=[[max(0.0, d - lo)], [max(0.0, hi - d)]], fmt="o", color="#111827", capsize=6, ms=7, lw=1.5)
     p = h.get("mcnemar", {}).get("p_value")
     ax.annotate(f"d = {d:+.1f} points" + (f"\nMcNemar p = {p:.3g}" if p is not None else ""), (d, 0),
                 xytext=(0, -12), textcoords="offset points", ha="center", va="top", fontsize=9,
