@@ -24,7 +24,7 @@ global batch of `--global-batch` pairs. `--agree PxA` = P pairs per process and 
 `compare` checks a two-process run against the one-process run `1xG` (accumulation): the tolerance is
 3x the spread between the two one-process runs, which differ only in reduction order (batched `Gx1`
 against accumulated `1xG`), and at least 4 units of the dtype's relative precision (bf16 2^-8, fp32
-2^-23) of the loss / of the LoRA update. See docs/training.md, "More than one GPU".
+2^-24, the unit roundoff) of the loss / of the LoRA update. See docs/training.md, "More than one GPU".
 
 Random-init real architectures (no weights are downloaded): memory and speed are those of the real
 model, quality is meaningless. HG_BENCH_CPU=1 runs everything on the CPU (tiny models, fp32, gloo):
@@ -61,7 +61,7 @@ for _p in (str(ROOT), str(ROOT / "benchmarks")):  # the GPU machine runs the che
 import gpu_dpo  # the one-GPU benchmark's model builder, data, LoRA config and clean-up
 
 GIB = 2**30
-EPS = {"bfloat16": 2.0**-8, "float32": 2.0**-23}  # relative precision (unit roundoff x 2) of one value
+EPS = {"bfloat16": 2.0**-8, "float32": 2.0**-24}  # unit roundoff: the largest relative error of rounding one value
 NOISE_FACTOR = 3.0  # how far beyond the measured reduction-order spread a two-process run may land
 EPS_UNITS = 4.0  # the floor, in units of EPS, when the two reference runs happen to agree exactly
 
