@@ -292,11 +292,17 @@ _BITS = {"nf4": 4, "int8": 8, "none": 16}
 def ablation_figure(rows: Sequence[Mapping[str, Any]], factor: str, metrics: Sequence[str]):
     """Each metric (one panel) against one factor's values, the baseline recipe's point included and
     ringed. Learning rate is on a log axis; quantization is categorical (4-bit, 8-bit, 16-bit).
-    Returns None when fewer than two values of the factor have a measured metric."""
+    The points are the runs that differ from the baseline in this factor only, so a grid ablation gives
+    the same figures as one factor at a time (its other combinations are in results.md). Returns None
+    when fewer than two values of the factor have a measured metric."""
     from matplotlib.ticker import NullFormatter
 
     base = next((r for r in rows if r.get("factor") == "baseline"), None)
-    pts_rows = [r for r in rows if r.get("factor") == factor] + ([base] if base else [])
+    if base is None:
+        pts_rows = [r for r in rows if r.get("factor") == factor]
+    else:
+        others = [f for f in FACTOR_LABELS if f != factor]
+        pts_rows = [r for r in rows if all(r.get(f) == base.get(f) for f in others)]
     panels = []
     for m in metrics:
         pts = [(_x(r.get(factor), factor), float(r[m]), r is base) for r in pts_rows

@@ -70,6 +70,16 @@ def test_ablation_figure_per_factor(factor, xlabel, tick):
     assert svg.startswith("<svg") and (tick is None or tick in svg)
 
 
+def test_grid_ablation_plots_the_runs_that_change_one_factor():
+    rows = _ablation_rows()
+    for r in rows[1:]:
+        r["factor"] = "grid"
+    rows.append(dict(rows[0], factor="grid", variant="beta=0.3+quantization=int8", beta=0.3, quantization="int8",
+                     hallucination_rate=99.0))  # two factors changed: not on the beta line
+    fig = plots.ablation_figure(rows, "beta", ["hallucination_rate"])
+    assert sorted(fig.axes[0].lines[0].get_ydata()) == [18.0, 20.0, 25.0]
+
+
 def test_ablation_figure_needs_two_values():
     rows = [r for r in _ablation_rows() if r["factor"] in ("baseline",)]
     assert plots.ablation_figure(rows, "beta", ["hallucination_rate"]) is None
