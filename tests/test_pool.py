@@ -287,3 +287,28 @@ def test_export_cuts_the_premise_first_and_marks_changed_pieces():
 
 def test_fold_ignores_tokenisation():
     assert fold("Washington (CNN)President Obama's plan") == fold("washington ( cnn ) president obama 's plan")
+
+
+def test_build_command_writes_export_and_report(tmp_path):
+    from halluguard.pool.build import main
+
+    out = tmp_path / "pairs.npz"
+    res = main(["--out", str(out), "--pool_dir", str(FIX), "--drop_eval_docs", "false", "--synthetic_per_doc", "2",
+                "--max_len", "48", "--caps", '{"med": 1}'])
+    assert out.exists() and (tmp_path / "pairs.md").read_text().startswith("| set |")
+    assert res["report"]["after_caps"]["med"] == 1 and res["export"]["rows"] > 0
+    with np.load(out) as z:
+        assert z["input_ids"].shape[1] == 48
+
+
+def test_real_eval_sets_feed_the_index():
+    from halluguard.datasets import load_set, locate_set
+    from halluguard.pool.filters import eval_index
+
+    if locate_set("frank") is None:
+        pytest.skip("FRANK is not on this machine")
+    idx = eval_index()
+    doc = load_set("frank:test")[0].source
+    assert idx.match(doc) == "frank"
+    assert idx.match(doc[len(doc) // 3:]) == "frank"  # a later part of the same article
+    assert idx.match(DOC) is None

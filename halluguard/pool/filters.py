@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ def eval_index(specs: Sequence[str] = DEFAULT_EVAL_SETS, own_set: str | None = O
     `require` (a missing one raises: the drop must not silently do nothing)."""
     from pathlib import Path
 
-    from ..datasets import load_path, load_set, locate_set, parse_set_name
+    from ..datasets import DatasetWarning, load_path, load_set, locate_set, parse_set_name
 
     idx = EvalDocIndex()
     for spec in specs:
@@ -110,7 +111,9 @@ def eval_index(specs: Sequence[str] = DEFAULT_EVAL_SETS, own_set: str | None = O
             if name in require:
                 raise FileNotFoundError(f"eval set {name!r} not found; the eval-document drop needs it")
             continue
-        idx.add(name, {e.source for e in load_set(spec)})
+        with warnings.catch_warnings():  # span-location warnings of the loaders do not matter for documents
+            warnings.simplefilter("ignore", DatasetWarning)
+            idx.add(name, {e.source for e in load_set(spec)})
     if own_set:
         path = Path(own_set)
         if not path.is_absolute():
