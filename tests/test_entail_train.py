@@ -94,7 +94,10 @@ def test_a_few_steps_change_the_weights_and_write_what_loads_back(tiny, tmp_path
     assert body and (method == "full" or all("lora_" in k for k in body))
     lora_b = [k for k in body if "lora_B" in k] if method == "lora" else body
     changed = [k for k in lora_b if not torch.allclose(after[k].float(), before[k], atol=1e-6)]
-    assert len(changed) == len(lora_b), "every LoRA B matrix (zero at start) must have moved"
+    if method == "lora":
+        assert len(changed) == len(lora_b), "every LoRA B matrix (zero at start) must have moved"
+    else:  # attention key biases get no gradient (softmax ignores a shift): nearly all, not all, move
+        assert len(changed) >= 0.9 * len(lora_b), f"only {len(changed)} of {len(lora_b)} encoder tensors moved"
 
     model, meta = entail.load_entail(out, base=str(bert))
     assert meta["method"] == method and meta["token_head"] is True

@@ -164,13 +164,15 @@ def hypothesis_mask(ids: np.ndarray) -> np.ndarray:
 
 
 def split_groups(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of held-out rows: a seeded `fraction` of the distinct groups."""
+    """Boolean mask of held-out rows: a group is held out when a seeded hash of its id falls in the
+    lowest `fraction`, so a group's side never depends on which other groups are in the file."""
     if fraction <= 0:
         return np.zeros(len(groups), dtype=bool)
-    uniq = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    held = rng.choice(uniq, size=max(1, round(len(uniq) * fraction)), replace=False)
-    return np.isin(groups, held)
+    g = np.asarray(groups).astype(np.uint64)
+    with np.errstate(over="ignore"):  # multiplicative hashing wraps on purpose
+        h = (g + np.uint64(seed)) * np.uint64(0x9E3779B97F4A7C15)
+    u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return u < fraction
 
 
 # ---------------------------------------------------------------------------------------------------

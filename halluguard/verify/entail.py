@@ -69,6 +69,9 @@ class EntailVerifier(Verifier):
         token_threshold: a word-piece whose token-head probability reaches this becomes a span.
         embed_cache: text -> vector cache for the evidence retrieval (as for `lite`).
         base: encoder folder under the adapter (default: the packaged MiniLM; tests pass a tiny one).
+        adapter, model, quantization: the CLI's `--adapter DIR` (= model_dir), `--model DIR` (= base) and
+            `--quantization int8|none` (= quantize), so `halluguard verify --backend entail --adapter
+            runs/entail_minilm_lora` works like the other backends.
     """
 
     name = "entail"
@@ -77,14 +80,21 @@ class EntailVerifier(Verifier):
                  quantize: bool = True, batch_size: int = 32, max_len: int | None = None,
                  token_threshold: float | None = None,
                  embed_cache: MutableMapping[str, np.ndarray] | None = None, num_threads: int | None = None,
-                 base: str | None = None):
+                 base: str | None = None, adapter: str | None = None, model: str | None = None,
+                 quantization: str | None = None):
         import torch
         from transformers import AutoTokenizer
 
         from halluguard.embeddings import model_path
         from halluguard.train.entail import load_entail
-        from halluguard.verify.lite import LiteVerifier
+        from halluguard.verify.lite import DEFAULT_CALIBRATION, LiteVerifier
 
+        model_dir = model_dir if model_dir is not None else adapter
+        base = base if base is not None else model
+        if quantization is not None:
+            if quantization not in ("int8", "none"):
+                raise ValueError(f"entail runs int8 or unquantized on CPU; got quantization={quantization!r}")
+            quantize = quantization == "int8"
         d = Path(model_dir) if model_dir is not None else default_model_dir()
         if num_threads:
             torch.set_num_threads(int(num_threads))
@@ -104,7 +114,10 @@ class EntailVerifier(Verifier):
         if self.max_len < 16:
             raise ValueError(f"max_len {self.max_len} is too short for a premise and a sentence")
         self.batch_size = int(batch_size)
-        self.lite = LiteVerifier(embed_cache=embed_cache)  # its retrieval only; its checks are not used
+        # lite's retrieval only (its checks and weights are not used), with the settings the model was
+        # measured with: independent of lite's calibration file, which its own refits change.
+        self.lite = LiteVerifier(calibration={**DEFAULT_CALIBRATION, "top_k": int(self.meta.get("top_k", 2))},
+                                 embed_cache=embed_cache)
         self.model_dir = str(d)
 
     # -- model ----------------------------------------------------------------------------------
@@ -186,22 +199,29 @@ class EntailVerifier(Verifier):
                              **({} if scores else {"reason": "no sentence with content to check"})})
 
     def _spans(self, summary: str, base: int, toks: list[tuple[int, int, float]], p: float) -> list[Span]:
-        """Word-pieces over the token threshold, widened to whole words and merged when adjacent."""
-        cut = math.log(self.token_threshold / (1 - self.token_threshold)) if 0 < self.token_threshold < 1 else 0.0
-        runs: list[list[int]] = []
-        for a, b, z in toks:
-            if z < cut:
-                continue
-            a, b = base + a, base + b
-            while a > 0 and summary[a - 1].isalnum():
-                a -= 1
-            while b < len(summary) and summary[b].isalnum():
-                b += 1
-            if runs and a <= runs[-1][1] + 1:
-                runs[-1][1] = max(runs[-1][1], b)
-            else:
-                runs.append([a, b])
-        return [Span(a, b, summary[a:b], round(p, 4), "model") for a, b in runs]
+        return token_spans(summary, base, toks, p, self.token_threshold)
+
+
+def token_spans(summary: str, base: int, toks: Sequence[tuple[int, int, float]], p: float,
+                token_threshold: float) -> list[Span]:
+    """Word-pieces (offsets relative to the sentence at `base`) whose token logit reaches the threshold
+    probability, widened to whole words and merged when adjacent; scored with the sentence's `p`."""
+    t = token_threshold
+    cut = -math.inf if t <= 0 else math.inf if t >= 1 else math.log(t / (1 - t))
+    runs: list[list[int]] = []
+    for a, b, z in toks:
+        if z < cut:
+            continue
+        a, b = base + a, base + b
+        while a > 0 and summary[a - 1].isalnum():
+            a -= 1
+        while b < len(summary) and summary[b].isalnum():
+            b += 1
+        if runs and a <= runs[-1][1] + 1:
+            runs[-1][1] = max(runs[-1][1], b)
+        else:
+            runs.append([a, b])
+    return [Span(a, b, summary[a:b], round(p, 4), "model") for a, b in runs]
 
 
 def read_meta(model_dir: str | Path | None = None) -> dict[str, Any]:
@@ -210,4 +230,4 @@ def read_meta(model_dir: str | Path | None = None) -> dict[str, Any]:
     return json.loads((d / "entail_config.json").read_text(encoding="utf-8"))
 
 
-__all__ = ["EntailVerifier", "default_model_dir", "encode", "premise_text", "read_meta"]
+__all__ = ["EntailVerifier", "default_model_dir", "encode", "premise_text", "read_meta", "token_spans"]
