@@ -420,6 +420,11 @@ def stack(args) -> None:
     out["shipped_lite"] = {"threshold": cal["threshold"],
                            "test": _report_sets(shipped, labels, float(cal["threshold"]), data, TEST_SETS)}
     print("shipped lite", json.dumps(out["shipped_lite"]), flush=True)
+    if not args.lite_version:  # the current lite: also its own scoring (abstention band and all), exactly
+        exact = {n: np.array([v._report(pa).score for pa in data[n][1]], dtype=float) for n in data}
+        out["shipped_lite_exact"] = {"threshold": v.threshold,
+                                     "test": _report_sets(exact, labels, v.threshold, data, TEST_SETS)}
+        print("shipped lite (its own _report)", json.dumps(out["shipped_lite_exact"]), flush=True)
     out["lite_refit"] = _fit_variant(bags_by, list(range(nb)), free, floor_map, "lite refit")
     out["lite_plus_entail"] = _fit_variant(bags_by, list(range(nb + 1)), free + [True], floor_map, "lite + entail")
     out["lite_plus_entail_tok"] = _fit_variant(bags_by, list(range(nb + 2)), free + [True, True], floor_map,
@@ -463,7 +468,9 @@ def gate(out: dict) -> dict:
     (against the shipped lite and against the same refit without the model)."""
     res = {}
     for cand in ("lite_plus_entail", "lite_plus_entail_tok", "lite_plus_c_entail"):
-        for base in ("shipped_lite", "lite_refit"):
+        for base in ("shipped_lite", "shipped_lite_exact", "lite_refit"):
+            if base not in out:
+                continue
             d = [out[cand]["test"][n]["balanced_accuracy"] - out[base]["test"][n]["balanced_accuracy"] for n in GATE_SETS]
             res[f"{cand} vs {base}"] = {"mean_delta_points": round(100 * float(np.mean(d)), 2),
                                         "worst_delta_points": round(100 * float(min(d)), 2),
@@ -556,18 +563,26 @@ def probe(args) -> None:
         k = sel & ~np.isnan(s)
         return round(float(roc_auc(y[k], s[k])), 4) if 0 < y[k].mean() < 1 else None
 
-    res = {"what": "SYNTHETIC: one sentence of a held-out training-side news article, edited by the perturbation "
-                   "generator (halluguard.perturb); source = the article. Not human-written.",
+    from halluguard.verify.entail import read_meta
+
+    res = {"what": "SYNTHETIC: one sentence of a news article the model never trained on (the pool's analysis-only "
+                   "sets, minus any document of the training table), edited by the perturbation generator "
+                   "(halluguard.perturb); source = the article. Not human-written.",
+           "lite_calibration": v.calibration.get("fitted_at"),
            "n": int(len(y)), "n_hallucinated": int(y.sum()), "variant": args.variant,
            "lite": {"roc_auc": auc(lite, np.ones(len(y), bool)),
                     "balanced_accuracy_at_its_threshold": _ba(y, lite, v.threshold)},
-           "entail": {"roc_auc": auc(ent, np.ones(len(y), bool))}, "per_kind_roc_auc": {}}
+           "entail": {"roc_auc": auc(ent, np.ones(len(y), bool)),
+                      "balanced_accuracy_at_its_threshold": _ba(y, ent, float(read_meta()["threshold"]))},
+           "per_kind_roc_auc": {}}
     for k in sorted(set(kinds[y == 1])):
         sel = (kinds == k) | (y == 0)
         res["per_kind_roc_auc"][k] = {"lite": auc(lite, sel), "entail": auc(ent, sel), "n": int((kinds == k).sum())}
     for k in sorted(set(kinds[y == 0])):
         res["per_kind_roc_auc"][f"faithful {k}: share flagged"] = {
-            "lite": round(float((lite[kinds == k] >= v.threshold).mean()), 4), "n": int((kinds == k).sum())}
+            "lite": round(float((lite[kinds == k] >= v.threshold).mean()), 4),
+            "entail": round(float((ent[kinds == k] >= float(read_meta()["threshold"])).mean()), 4),
+            "n": int((kinds == k).sum())}
     print(json.dumps(res, indent=1))
     _save(args.results, f"probe_{args.variant}", res)
 
