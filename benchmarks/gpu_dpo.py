@@ -6,10 +6,13 @@
     python benchmarks/gpu_dpo.py run --arch llama3_8b --configs stock:2048,fit:2048,fast:2048:auto \
         --out $OUT/dpo_llama3_8b.jsonl
 
-Each config prints one `RESULT {...}` line (and appends it to --out). Config syntax: MODE:SEQ[:PAIRS],
-PAIRS an integer or `auto` (the planner's micro-batch for --cap-gb). MODE is `stock` (b), `two_model`
-(a), `fit`, `fast`, or `stock+LEVER[+LEVER...]` with LEVER in offload, embcpu, split, share, expandable,
-adam8bit, precompute, nogc (halluguard's trainer with those levers on top of stock). Between configs the LoRA is unloaded,
+Each config prints one `RESULT {...}` line (and appends it to --out). Config syntax: MODE:SEQ[:PAIRS[:STEPS]],
+PAIRS an integer or `auto` (the planner's micro-batch for --cap-gb), STEPS overriding --steps. MODE is
+`stock` (b), `two_model` (a), `fit`, `fast`, `long`, `stock+LEVER[+LEVER...]` with LEVER in offload, embcpu,
+split, share, expandable, adam8bit, precompute, nogc, tile, segment, stash2 (halluguard's trainer with those
+levers on top of stock), or stage A: `sft_stock` (TRL's SFTTrainer) / `sft_long` (HalluguardSFTConfig).
+`--probe-attention` first records which SDPA kernels run the architecture's attention (long documents:
+`--arch llama31_8b`, a 128k context). Between configs the LoRA is unloaded,
 patches are removed and the cache emptied; `base_alloc_gib` in each result shows the memory the
 previous configs left behind (should stay equal). `two_model` runs last (it upcasts the model).
 

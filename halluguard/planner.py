@@ -96,13 +96,15 @@ CAL: dict[str, float] = {
     "offload_stash_extra": 1.5,
     # Shared-prompt rows with a dense mask: the bool [L, L] mask plus the bf16 copy SDPA makes of it.
     "mask_bytes": 3.0,
-    # Tiled MLP: the working set keeps the H-sized tensors of the whole sequence plus the tiled backward's
-    # input-gradient buffer (work_h + 1) and the I-sized ones of one tile. Counted, not fitted: the saved
-    # tensors of a Llama layer with bf16 LoRA drop from 25 to 9.4 H per token with 256-token tiles (CPU count).
-    "work_h_tiled": 9.1,
-    # Segmented attention: per packed token, the [prompt, rejected] copies of q, k, v and the two outputs
-    # it concatenates, less the K/V repeated to every head that a dense mask makes transformers build.
-    "segmented_h": 1.0,
+    # Tiled MLP: the working set keeps the H-sized tensors of the whole sequence and the I-sized ones of
+    # one tile. benchmarks/layer_memory_cpu.py (CPU, bf16 Llama layers with bf16 LoRA, checkpointing,
+    # 512-token tiles over 4k-8k tokens; results/layer_memory_cpu.json): tiling saves 12.1-12.7 of the
+    # layer's ~27 H-sized values per token, so the H part grows from 8.1 to ~13.5 (the tiled backward's
+    # gradient buffers, the tiles' outputs). Not yet checked on a GPU.
+    "work_h_tiled": 13.5,
+    # Segmented attention: per packed token, the [prompt, rejected] copies of q, k, v and the outputs it
+    # concatenates: +2.9-3.8 H over a plain causal row (same CPU measurement).
+    "segmented_h": 3.1,
 }
 TRL_TOKEN_CHUNK = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
 TRL_VOCAB_CHUNK = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
