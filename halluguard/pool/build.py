@@ -94,6 +94,7 @@ def build_table(cfg: TableConfig, pool: Sequence[PoolPair] | None = None,
     pairs, rep["final_dedup"] = filters.dedup(pairs + synth)
     rep["final"] = _count(pairs)
     rep["final_labels"] = Counter(p.label for p in pairs)
+    rep["final_labels_by_set"] = {n: Counter(p.label for p in pairs if p.source_set == n) for n in rep["final"]}
     return pairs, rep
 
 
@@ -189,7 +190,9 @@ def format_report(rep: dict[str, Any]) -> str:
         lines += ["", "Eval-document drop, rows per eval set: "
                   + ", ".join(f"{k} {v}" for k, v in sorted(drop["by_eval_set"].items()))]
     lines += ["", f"Dedup (first pass): {rep.get('dedup')}; final pass: {rep.get('final_dedup')}",
-              f"Final labels: {dict(rep.get('final_labels', {}))}", "", "| synthetic kind | pairs |", "|---|---|"]
+              f"Final labels: {dict(rep.get('final_labels', {}))}", "", "| set | label 0 | label 1 |", "|---|---|---|"]
+    lines += [f"| {n} | {c.get(0, 0)} | {c.get(1, 0)} |" for n, c in sorted(rep.get("final_labels_by_set", {}).items())]
+    lines += ["", "| synthetic kind | pairs |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in sorted(rep.get("synthetic_by_kind", {}).items())]
     return "\n".join(lines)
 
