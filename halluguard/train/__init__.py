@@ -9,5 +9,6 @@ CLI overrides, unknown keys fail), `run(...)` and `main(argv)`; the scripts in `
     halluguard.train.scorer     the 3B DPO scorer + calibration for the `dpo-reward` verifier
     halluguard.train.verdict    SFT vs DPO on held-out documents, paired tests, the verdict rule
     halluguard.train.ablate     beta / learning rate / 4-bit vs 8-bit / train size ablations
-    halluguard.train.dpo        (H7) the stage-B trainer with memory profiles
+    halluguard.train.dpo        (H7) the stage-B trainer with memory profiles (stock, fit, long, fast)
+    halluguard.train.tiling     long-document levers of stages A and B: tiled MLP, segmented attention
 """
