@@ -80,8 +80,8 @@ class TiledMLPFunction(torch.autograd.Function):
             if cuda_rng is not None:
                 torch.cuda.set_rng_state(cuda_rng, x.device)
             # Identity saved-tensor hooks: TRL's activation offloading keeps its hooks active through the
-            # backward too, and would otherwise copy every tile's intermediates to the CPU and keep the copies
-            # brought back on the GPU until the end of the backward (measured: +29 H-sized values per token).
+            # backward too, and would otherwise copy every tile's intermediates to the CPU and back (device
+            # run 5: with that, the long profile needed more memory than fit and ran at 0.75x of its speed).
             with torch.enable_grad(), torch.autocast(dev, enabled=enabled, dtype=dtype), \
                     torch.autograd.graph.saved_tensors_hooks(_keep, _keep):
                 for s in range(0, flat.shape[0], ctx.tile):
