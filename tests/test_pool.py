@@ -162,6 +162,15 @@ def test_eval_document_drop_by_key_and_containment():
     assert dropped["by_source"] == Counter({"fib": 2}) and dropped["by_eval_set"] == Counter({"frank": 2})
 
 
+def test_a_longer_pool_copy_of_a_short_eval_document_is_dropped():
+    idx = EvalDocIndex()
+    idx.add("xsumfaith", [DOC[:DOC.index("Shop owners")]])  # the eval set keeps only the first sentences
+    longer = DOC + " " + " ".join(f"Later paragraph {i} talks about the weather and the sea at length today." for i in range(30))
+    kept, dropped = drop_eval_documents([PoolPair(longer, "A summary.", 0, "fib", "x", True, doc_key(longer + "x"),
+                                                  level="summary")], idx)
+    assert kept == [] and dropped["by_eval_set"] == Counter({"xsumfaith": 1})
+
+
 def test_fixture_pool_documents_are_dropped_when_an_eval_set_holds_them():
     idx = EvalDocIndex()
     idx.add("xsumfaith", [(FIX / "NKWBTB+SummaCoz/data/annot/summeval/2.txt").read_text().split("<Article>\n")[1]

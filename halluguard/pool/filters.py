@@ -53,9 +53,9 @@ class EvalDocIndex:
     """Documents of the evaluation sets, matched by key and by word n-gram containment.
 
     A pool document matches when its `doc_key` (first 300 folded characters) equals an eval document's,
-    or when at least `min_share` of its word `n`-grams (and at least `min_grams` of them) occur in one
-    eval document: a truncated or re-tokenised copy of the same article, or one article of which the
-    eval set holds a longer version.
+    or when it shares at least `min_grams` word `n`-grams with one eval document and those make at least
+    `min_share` of either document: a truncated or re-tokenised copy of the same article, whichever of
+    the two holds the longer version.
     """
 
     n: int = 8
@@ -64,13 +64,16 @@ class EvalDocIndex:
     keys: dict[str, str] = field(default_factory=dict)  # doc_key -> eval set name
     grams: dict[int, int] = field(default_factory=dict)  # n-gram hash -> eval document id
     doc_set: list[str] = field(default_factory=list)  # eval document id -> eval set name
+    doc_size: list[int] = field(default_factory=list)  # eval document id -> its number of distinct n-grams
 
     def add(self, set_name: str, documents: Iterable[str]) -> None:
         for d in documents:
             self.keys.setdefault(doc_key(d), set_name)
             did = len(self.doc_set)
             self.doc_set.append(set_name)
-            for h in _gram_hashes(fold_words(d), self.n):
+            hs = _gram_hashes(fold_words(d), self.n)
+            self.doc_size.append(len(hs))
+            for h in hs:
                 self.grams.setdefault(h, did)
 
     def match(self, document: str) -> str | None:
@@ -84,9 +87,9 @@ class EvalDocIndex:
         per_doc = Counter(self.grams[h] for h in hs if h in self.grams)
         if not per_doc:
             return None
-        did, shared = per_doc.most_common(1)[0]
-        if shared >= self.min_grams and shared >= self.min_share * len(hs):
-            return self.doc_set[did]
+        for did, shared in per_doc.most_common(3):
+            if shared >= self.min_grams and shared >= self.min_share * min(len(hs), max(self.doc_size[did], 1)):
+                return self.doc_set[did]
         return None
 
 
