@@ -642,9 +642,106 @@ def spans(args) -> None:
     _save(args.results, f"spans_{args.variant}", res)
 
 
+# ----------------------------------------------------------------------------------------------
+# devtune: the pool-trained model fine-tuned further on the dev splits (out-of-fold for dev)
+# ----------------------------------------------------------------------------------------------
+def devtune_prep(args) -> None:
+    """CPU: per eval pair, its summary's label and fold (5 folds by source document, dev only), the
+    sentence label where the set has span annotation, and fit_lite's per-set class-balanced weight."""
+    import gzip
+
+    from fit_lite import DEV_SETS, set_weights
+
+    rows = [json.loads(line) for line in gzip.open(ROOT / ".lite_experiments" / "rows.jsonl.gz", "rt")]
+    dev_rows = [r for r in rows if r["split"] == "dev"]
+    w = set_weights([r["set"] for r in dev_rows], np.array([r["label"] for r in dev_rows]))
+    wmap = {(r["set"], r["i"]): float(x) * len(dev_rows) / w.sum() for r, x in zip(dev_rows, w)}
+    ev = np.load(WORK / "evalpairs.npz")
+    n = len(ev["set"])
+    y_sum, y_sent = np.full(n, -1, np.int8), np.full(n, -1, np.int8)
+    fold, summ, wt = np.full(n, -1, np.int8), np.full(n, -1, np.int32), np.zeros(n, np.float32)
+    k = 0
+    for sid, r in enumerate(rows):  # pairs() wrote the benchmark rows first, in this order
+        for s in r["sents"]:
+            y_sum[k], summ[k] = r["label"], sid
+            y_sent[k] = -1 if s["y"] is None else s["y"]
+            if r["set"] in DEV_SETS:
+                fold[k], wt[k] = int(r["src"], 16) % 5, wmap[(r["set"], r["i"])]
+            k += 1
+    np.savez_compressed(WORK / "devtune.npz", y_sum=y_sum, y_sent=y_sent, fold=fold, summ=summ, w=wt)
+    print(f"devtune: {int((fold >= 0).sum())} dev pairs of {len(dev_rows)} summaries", file=sys.stderr)
+
+
+def devtune(args) -> None:
+    """GPU: start from a pool-trained adapter, fine-tune on dev summaries (max-over-sentences loss +
+    sentence labels where spans exist); 5-fold out-of-fold logits on dev, the all-dev model on the rest."""
+    import torch
+    import torch.nn.functional as F
+
+    from halluguard.train.entail import load_entail, load_pairs, predict
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(os.environ.get("OUT", WORK / "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    ev = load_pairs(WORK / "evalpairs.npz", 128)
+    dt = np.load(WORK / "devtune.npz")
+    fold, summ = dt["fold"], dt["summ"]
+    res = np.zeros(len(fold), np.float32)
+
+    def fit(rows):
+        torch.manual_seed(0)
+        model, _ = load_entail(Path(args.logits) / args.variant, base=str(WORK / "minilm16"), merge=False)
+        model.to(dev).train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=args.devtune_lr, weight_decay=0.01)
+        rows = np.sort(rows)
+        sums, first = np.unique(summ[rows], return_index=True)
+        by = dict(zip(sums, np.split(rows, first[1:])))  # rows of one summary are contiguous
+        rng = np.random.default_rng(0)
+        order = np.concatenate([rng.permutation(sums) for _ in range(args.devtune_epochs)])
+        steps = int(np.ceil(len(order) / 32))
+        for st in range(steps):
+            bs = order[st * 32 : (st + 1) * 32]
+            idx = np.concatenate([by[s] for s in bs])
+            own = torch.as_tensor(np.concatenate([[j] * len(by[s]) for j, s in enumerate(bs)]), device=dev)
+            b = {k: torch.as_tensor(ev[k][idx], device=dev) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            L = int(b["attention_mask"].sum(1).max())
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev == "cuda"):
+                z, _ = model(**{k: v[:, :L] for k, v in b.items()})
+            z = z.float()
+            zb = torch.full((len(bs),), -1e4, device=dev).scatter_reduce(0, own, z, "amax")
+            yb = torch.as_tensor(dt["y_sum"][[by[s][0] for s in bs]], device=dev, dtype=torch.float)
+            wb = torch.as_tensor(dt["w"][[by[s][0] for s in bs]], device=dev)
+            loss = (F.binary_cross_entropy_with_logits(zb, yb, reduction="none") * wb).mean()
+            ys = torch.as_tensor(dt["y_sent"][idx], device=dev, dtype=torch.float)
+            m = ys >= 0
+            if m.any():
+                loss = loss + 0.5 * (F.binary_cross_entropy_with_logits(z[m], ys[m], reduction="none") * wb[own][m]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return model
+
+    def pred(model, rows):
+        sub = {k: v[rows] for k, v in ev.items()}
+        return predict(model, sub, 512, dev)[0]
+
+    t0 = time.time()
+    dev_rows = np.flatnonzero(fold >= 0)
+    for f in range(5):
+        held = np.flatnonzero(fold == f)
+        res[held] = pred(fit(dev_rows[fold[dev_rows] != f]), held)
+        print(f"fold {f} ({time.time() - t0:.0f} s)", flush=True)
+    rest = np.flatnonzero(fold < 0)
+    res[rest] = pred(fit(dev_rows), rest)
+    name = f"{args.variant}_devtune"
+    np.savez_compressed(out / "logits_devtune.npz", **{f"{name}_seq": res})
+    print(f"devtune done ({time.time() - t0:.0f} s)", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=["pairs", "gpu", "stack", "speed", "probe", "spans"])
+    ap.add_argument("step", choices=["pairs", "gpu", "stack", "speed", "probe", "spans", "devtune-prep", "devtune"])
     ap.add_argument("--cache", default="/tmp/halluguard_lite_emb.npz", help="lite's embedding cache (fit_lite)")
     ap.add_argument("--max-len", type=int, default=128, help="pairs: word-pieces per (premise, sentence)")
     ap.add_argument("--probe-size", type=int, default=40, help="pairs: probe cases per kind")
@@ -655,6 +752,8 @@ def main(argv=None) -> None:
     ap.add_argument("--logits", default=str(WORK / "gpu"), help="stack/probe: folder with results.json + logits.npz")
     ap.add_argument("--variant", default="lora_tok_e2", help="stack/probe/speed: which variant's logits / adapter")
     ap.add_argument("--results", default=str(RESULTS))
+    ap.add_argument("--devtune-lr", type=float, default=2e-4, help="devtune: adapter learning rate")
+    ap.add_argument("--devtune-epochs", type=int, default=2, help="devtune: passes over the dev summaries")
     ap.add_argument("--lite-version", default="", help="stack: fit_lite cache version of lite's features "
                                                        "(default: the current code, extracted if needed)")
     ap.add_argument("--calibration", default="", help="stack: lite calibration JSON matching --lite-version")
@@ -663,7 +762,8 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=3, help="speed: timed runs (median reported)")
     ap.add_argument("--threads", type=int, default=2, help="speed: torch CPU threads")
     args = ap.parse_args(argv)
-    {"pairs": pairs, "gpu": gpu, "stack": stack, "speed": speed, "probe": probe, "spans": spans}[args.step](args)
+    {"pairs": pairs, "gpu": gpu, "stack": stack, "speed": speed, "probe": probe, "spans": spans, "devtune-prep": devtune_prep,
+     "devtune": devtune}[args.step](args)
 
 
 if __name__ == "__main__":
