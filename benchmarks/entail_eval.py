@@ -228,9 +228,9 @@ def gpu(args) -> None:
 
 def build_trained(cfg):
     """The model just trained, reloaded from its output folder (what ships is what is measured)."""
-    from halluguard.train.entail import load_entail
-
     import torch
+
+    from halluguard.train.entail import load_entail
 
     model, _ = load_entail(cfg.output_dir, base=cfg.model_name_or_path, merge=True)
     return model.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -325,9 +325,9 @@ def _fit_variant(bags_by, cols, free, floor_map, label):
     mean dev balanced accuracy; every test split reported with that threshold."""
     from fit_lite import DEV_SETS, TEST_SETS, fit_mil, mean_bacc, set_weights
 
-    names, ys, bags, fls = [], [], [], []
+    names, ys, bags = [], [], []
     for n in DEV_SETS:
-        y, bl, fl = bags_by[n]
+        y, bl, _ = bags_by[n]
         names += [n] * len(y)
         ys += list(y)
         bags += [None if x is None else x[:, cols] for x in bl]
@@ -358,7 +358,7 @@ def _alone(table, data, label):
         s = []
         for i, pa in enumerate(an):
             z = [table.get((n, i, sa.seg.text), (np.nan, 0))[0] for sa in pa.sentences if sa.judged]
-            z = [x for x in z if x == x]
+            z = [x for x in z if not np.isnan(x)]
             s.append(float(1 / (1 + np.exp(-max(z)))) if z else np.nan)
         sc[n], lab[n] = np.array(s), np.array([e.label for e in ex])
     grid = np.linspace(0.01, 0.99, 197)
@@ -499,7 +499,6 @@ def speed(args) -> None:
     from lite_speed import _cpu, make_pair
 
     from halluguard.verify.entail import EntailVerifier
-    from halluguard.verify.lite import LiteVerifier
 
     torch.set_num_threads(args.threads)
     model_dir = args.model_dir or None
@@ -569,7 +568,7 @@ def probe(args) -> None:
                    "sets, minus any document of the training table), edited by the perturbation generator "
                    "(halluguard.perturb); source = the article. Not human-written.",
            "lite_calibration": v.calibration.get("fitted_at"),
-           "n": int(len(y)), "n_hallucinated": int(y.sum()), "variant": args.variant,
+           "n": len(y), "n_hallucinated": int(y.sum()), "variant": args.variant,
            "lite": {"roc_auc": auc(lite, np.ones(len(y), bool)),
                     "balanced_accuracy_at_its_threshold": _ba(y, lite, v.threshold)},
            "entail": {"roc_auc": auc(ent, np.ones(len(y), bool)),
@@ -652,7 +651,8 @@ def devtune_prep(args) -> None:
 
     from fit_lite import DEV_SETS, set_weights
 
-    rows = [json.loads(line) for line in gzip.open(ROOT / ".lite_experiments" / "rows.jsonl.gz", "rt")]
+    with gzip.open(ROOT / ".lite_experiments" / "rows.jsonl.gz", "rt") as f:
+        rows = [json.loads(line) for line in f]
     dev_rows = [r for r in rows if r["split"] == "dev"]
     w = set_weights([r["set"] for r in dev_rows], np.array([r["label"] for r in dev_rows]))
     wmap = {(r["set"], r["i"]): float(x) * len(dev_rows) / w.sum() for r, x in zip(dev_rows, w)}

@@ -264,7 +264,6 @@ def load_entail(path: str | Path, base: str | None = None, merge: bool = True):
     """An EntailModel for inference (eval mode, CPU) from a folder written by `save_entail`; the encoder
     comes from `base` or the packaged MiniLM. LoRA weights are merged into the encoder (no adapter
     overhead at inference) unless `merge=False`. Returns (model, meta)."""
-    import torch
     from safetensors.torch import load_file
 
     d = Path(path)
@@ -378,7 +377,7 @@ def train(cfg: EntailConfig) -> dict[str, Any]:
     base_lrs = [g["lr"] for g in opt.param_groups]
     n = len(tr_idx)
     per_epoch = math.ceil(n / cfg.batch_size)
-    total = cfg.max_steps if cfg.max_steps > 0 else max(1, int(round(cfg.epochs * per_epoch)))
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, round(cfg.epochs * per_epoch))
     warm = max(1, int(cfg.warmup_ratio * total))
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -432,7 +431,7 @@ def held_out_metrics(model, ev: dict[str, np.ndarray], cfg: EntailConfig, dev: s
 
     seq, tok = predict(model, ev, cfg.eval_batch_size, dev, cfg.bf16)
     y = ev["labels"]
-    res = {"accuracy": round(float(((seq > 0) == (y == 1)).mean()), 4), "n": int(len(y))}
+    res = {"accuracy": round(float(((seq > 0) == (y == 1)).mean()), 4), "n": len(y)}
     if 0 < y.mean() < 1:
         res["roc_auc"] = round(float(roc_auc(y, seq)), 4)
         res["balanced_accuracy"] = round(float(0.5 * ((seq[y == 1] > 0).mean() + (seq[y == 0] <= 0).mean())), 4)
