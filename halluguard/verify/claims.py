@@ -234,14 +234,14 @@ _SOURCE_CAUSAL = re.compile(
 
 
 def unsupported_cause(
-    sentence: str, units: Sequence[str], evidence: Sequence[int], min_support: float = 0.5
+    sentence: str, units: Sequence[str], evidence: Sequence[int], min_support: float = 0.6
 ) -> tuple[int, int] | None:
     """An explicit causal claim ("because ...", "due to ...", "led to ...") whose cause the source does
     not state next to the effect.
 
     `units` are the source's sentences/windows and `evidence` the indices of those the sentence was
     aligned to, best first. The cause is the clause after the cue; it is supported when at least
-    `min_support` of its content words appear within two units of the best one or next to the runner-up,
+    `min_support` of its content words appear in the best unit, its neighbours or the runner-up,
     and that stretch of source has some causal wording. "is due to repay" (a schedule) is no cause.
     Returns the (start, end) of the cue and its clause in `sentence`, or None."""
     m = _CAUSE_CUE.search(sentence)
@@ -257,9 +257,7 @@ def unsupported_cause(
     if not cause:
         return None
     best = evidence[0]
-    near = " ".join(units[max(0, best - 2) : best + 3])
-    for other in evidence[1:]:
-        near += " " + " ".join(units[max(0, other - 1) : other + 2])
+    near = " ".join(units[max(0, best - 1) : best + 2] + [units[i] for i in evidence[1:]])
     support = len(cause & _stems(near)) / len(cause)
     if support >= min_support and _SOURCE_CAUSAL.search(near):
         return None
@@ -273,14 +271,30 @@ def unsupported_cause(
 
 _ENGLISH_FUNCTION_WORDS = frozenset(
     "the a an of to in and is was are were for on with that this it as by at from be has have had "
-    "not or but its their his her they he she we will would said says".split()
+    "not or but its their his her they he she we will would said says you your i my me our us do does did "
+    "can could should may might how what who which when where there here no so if than then them these those "
+    "been being also more about into over after new".split()
 )
+# Function words of the languages a summarizer is most often fed instead (German, French, Spanish,
+# Italian, Portuguese, Dutch, Welsh, Swedish/Danish/Norwegian), minus the ones English shares.
+_OTHER_FUNCTION_WORDS = frozenset(
+    "der die und das ist nicht ein eine den dem des mit sich auf für von zu im wird wurde sind "
+    "le la les et est une du des dans pour sur pas que qui au aux ce sont été "
+    "el los las y es del por con para una su al lo como pero fue "
+    "il di che della per con non sono gli nel alla "
+    "os da do em um uma não são ao pelo pela "
+    "het een van en zijn niet op voor ook werd "
+    "mae yng yn ac ar gan wedi fod hyn ei eu oedd "
+    "och att är inte för som på av med ikke og til er".split()
+) - _ENGLISH_FUNCTION_WORDS
 
 
 def language_problem(text: str, min_words: int = 6) -> str | None:
     """Why `lite` cannot judge this text, or None: its checks (stems, stopwords, negation and
-    opposite lists, number words) are English. A text of at least `min_words` words in which English
-    function words are rare, or that is mostly in a non-Latin script, gets a reason."""
+    opposite lists, number words) are English. A text mostly in a non-Latin script gets a reason, and
+    so does one of at least `min_words` words where another language's function words outnumber
+    English ones and make up at least 8 % of it. A list of names, a scorecard or a stutter
+    ("jordan spieth, jordan spieth") has few function words of any language and is still judged."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return None
@@ -290,8 +304,9 @@ def language_problem(text: str, min_words: int = 6) -> str | None:
     words = re.findall(r"[^\W\d_]+", text.lower())
     if len(words) < min_words:
         return None
-    share = sum(1 for w in words if w in _ENGLISH_FUNCTION_WORDS) / len(words)
-    if share < 0.08:
+    english = sum(1 for w in words if w in _ENGLISH_FUNCTION_WORDS)
+    other = sum(1 for w in words if w in _OTHER_FUNCTION_WORDS)
+    if other > english and other / len(words) >= 0.08:
         return "does not look like English: lite checks English text only"
     return None
 

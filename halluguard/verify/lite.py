@@ -636,9 +636,12 @@ class LiteVerifier(Verifier):
                 continue
             p = self.sentence_score(sa)
             if self.is_reworded(sa, p):
-                # The summary score counts it at most at the band's cap: it neither clears nor condemns.
+                # The verdict abstains. With a "score_cap" the summary score counts the sentence at most at
+                # the cap (just under the threshold); without one the score is left as the features say,
+                # so rankings and benchmark scores do not move, and only the verdict and the spans change.
                 n_reworded += 1
-                scores.append(min(p, float(self.calibration["reworded"]["score_cap"])))
+                cap = self.calibration["reworded"].get("score_cap")
+                scores.append(p if cap is None else min(p, float(cap)))
                 verdicts.append(SentenceVerdict(sa.seg.start, sa.seg.end, sa.seg.text, "unknown", round(p, 4), ev,
                                                 [], [REWORDED_REASON]))
                 continue
@@ -653,7 +656,8 @@ class LiteVerifier(Verifier):
             all_spans.extend(spans)
         score = max(scores) if scores else float("nan")
         label = label_for(score, thr)
-        if label == "faithful" and n_reworded:
+        flagged = any(v.verdict == "unsupported" for v in verdicts)
+        if n_reworded and not flagged:
             label = "unknown"  # nothing flagged, but a reworded sentence was not checked word by word
         all_spans.sort(key=lambda s: (s.start, s.end))
         extra = {"calibration": self.calibration.get("fitted_on", "")}
