@@ -110,8 +110,12 @@ def minilm_tokenizer():
     return AutoTokenizer.from_pretrained(model_path())
 
 
-def _group_id(key: str) -> int:
+def group_id(key: str) -> int:
+    """The export's `group` of a document key (stable across runs and machines)."""
     return int(hashlib.sha1(key.encode()).hexdigest()[:15], 16)
+
+
+_group_id = group_id  # the name benchmarks/entail_eval.py imported first
 
 
 def encode_pairs(pairs: Sequence[PoolPair], tokenizer=None, max_len: int = 128, batch: int = 2048) -> dict[str, np.ndarray]:
@@ -139,7 +143,7 @@ def encode_pairs(pairs: Sequence[PoolPair], tokenizer=None, max_len: int = 128, 
         "input_ids": ids,
         "labels": np.array([p.label for p in pairs], dtype=np.int8),
         "token_labels": tl,
-        "group": np.array([_group_id(p.doc_key or p.premise) for p in pairs], dtype=np.int64),
+        "group": np.array([group_id(p.doc_key or p.premise) for p in pairs], dtype=np.int64),
         "source": np.array([names.index(p.source_set) for p in pairs], dtype=np.int16),
         "source_names": np.array(names),
         "kind": np.array([kinds.index(p.kind) for p in pairs], dtype=np.int16),
