@@ -198,7 +198,9 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _NUM = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w])")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 # Runs of capitalised words (with "of", "de", ... inside): candidate names.
-_NAME = re.compile(r"\b[A-Z][a-zA-Z'\-]+(?:\s+(?:of|de|van|von|the|and|al|bin|di|da|la|le|du|del)?\s*[A-Z][a-zA-Z'\-]+)*")
+# A capitalised word ("O'Neill" yes, the "'s" of "Ziggy's" no), then more joined by spaces or "of", "de", ...
+_CAP = r"[A-Z](?:[a-zA-Z\-]*'(?!s\b))?[a-zA-Z\-]+"
+_NAME = re.compile(rf"\b{_CAP}(?:\s+(?:of|de|van|von|the|al|bin|di|da|la|le|du|del)?\s*{_CAP})*")
 _NOT_NAMES = set(WEEKDAYS) | set(MONTHS) | {
     "The", "A", "An", "He", "She", "It", "They", "We", "I", "You", "His", "Her", "Their", "Its", "This", "That",
     "These", "Those", "But", "And", "Or", "If", "When", "While", "After", "Before", "On", "In", "At", "For", "As",
@@ -325,6 +327,22 @@ def names(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
+_ORG_WORDS = {"of", "the", "and", "Corp", "Inc", "Ltd", "Party", "Council", "University", "Club", "Company", "Group",
+              "Bank", "Court", "Ministry", "Department", "Agency", "Union", "League", "United", "City", "FC"}
+
+
+def name_type(text: str, start: int, name: str) -> str:
+    """"person" for a name after a title or of 2-3 plain capitalised words ("Ana Lopez"), else "other".
+    Swapping two people is the subtle error; swapping a person with a place is easy to spot."""
+    before = text[:start].split()[-1:] or [""]
+    parts = name.split()
+    if before[0].rstrip(".") in TITLES or before[0].lower() in {"councillor", "mayor", "minister", "president", "mr", "mrs", "ms", "dr"}:
+        return "person"
+    if 2 <= len(parts) <= 3 and not set(parts) & _ORG_WORDS and all(p[:1].isupper() and p[1:].islower() for p in parts):
+        return "person"
+    return "other"
+
+
 def entity(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     """Replace a name with another name of the same document (same number of words when possible)."""
     here = names(s)
@@ -336,8 +354,11 @@ def entity(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     if not others:
         return None
     a, b, name = rng.choice(here)
-    same_len = [o for o in others if len(o.split()) == len(name.split())]
-    return _edit(s, [(a, b, rng.choice(same_len or others))], 1, "entity")
+    kind = name_type(s, a, name)
+    ctx_types = {n: name_type(context, x, n) for x, _, n in names(context)}
+    same = [o for o in others if ctx_types.get(o) == kind and len(o.split()) == len(name.split())]
+    same = same or [o for o in others if ctx_types.get(o) == kind] or others
+    return _edit(s, [(a, b, rng.choice(same))], 1, "entity")
 
 
 def role(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
@@ -346,7 +367,12 @@ def role(s: str, rng: random.Random, context: str = "", **kw) -> Edit | None:
     pairs = [(x, y) for i, x in enumerate(here) for y in here[i + 1:] if x[2] not in y[2] and y[2] not in x[2]]
     if not pairs:
         return None
-    x, y = rng.choice(pairs)
+    # Two people (or two organisations / places) trade places: the swap a reader could believe. A person
+    # swapped with a place is nonsense no reader needs a model for, so it is not generated.
+    same = [(x, y) for x, y in pairs if name_type(s, x[0], x[2]) == name_type(s, y[0], y[2])]
+    if not same:
+        return None
+    x, y = rng.choice(same)
     return _edit(s, [(x[0], x[1], y[2]), (y[0], y[1], x[2])], 1, "role")
 
 

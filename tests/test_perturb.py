@@ -81,6 +81,17 @@ def test_added_cause_is_marked_and_comes_from_the_document():
     assert seen & {"because", "due", "after", "since", "as"}
 
 
+def test_swaps_prefer_names_of_the_same_type():
+    s = "In Merrow, Mayor Ana Lopez beat Tom Reyes in the vote."
+    for seed in range(8):
+        e = perturb(s, "role", random.Random(seed))
+        assert e.text == "In Merrow, Mayor Tom Reyes beat Ana Lopez in the vote."
+    doc = "Ana Lopez met Tom Reyes in Merrow. Harbour Corp paid. Kelby is near Merrow."
+    for seed in range(8):
+        e = perturb("Ana Lopez spoke.", "entity", random.Random(seed), doc)
+        assert e.text == "Tom Reyes spoke."
+
+
 def test_entity_swap_uses_another_name_of_the_document():
     e = perturb("Mayor Ana Lopez signed the order.", "entity", random.Random(3), DOC)
     (a, b), = e.spans
