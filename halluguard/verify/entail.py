@@ -16,8 +16,9 @@ How it decides, per summary sentence:
 3. The summary scores as its worst sentence. Sentences with nothing to check (no content word, a
    preamble) are `unknown` and do not count; a summary with none left is `unknown`.
 
-On CPU the encoder's linear layers are quantized to int8 (`quantize=True`), which roughly doubles its
-speed; measured numbers and why this is not the default verifier: docs/entail_model.md, BENCHMARKS.md.
+On CPU the encoder's linear layers are quantized to int8, per channel (`quantize=True`), which roughly
+halves its CPU time at a small cost in agreement with fp32 (`quantize=False` for exact scores);
+measured numbers and why this is not the default verifier: docs/entail_model.md, BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ class EntailVerifier(Verifier):
             torch.set_num_threads(int(num_threads))
         self.model, self.meta = load_entail(d, base=base)
         if quantize and device == "cpu":
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+            # Per-channel int8 on the encoder only: per-tensor scales moved the logits of 11 % of SummEdits
+            # sentences across the threshold, per-channel 4.5 % (fp32 and bf16: none); the heads stay fp32.
+            from torch.ao.quantization import per_channel_dynamic_qconfig
+
+            self.model.encoder = torch.ao.quantization.quantize_dynamic(
+                self.model.encoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
         self.model.to(device)
         self.device = device
         self.tok = AutoTokenizer.from_pretrained(model_path())
