@@ -144,7 +144,7 @@ def build_probe(n_per_kind: int, seed: int = 0):
     from halluguard.datasets import Example
     from halluguard.perturb import perturb
     from halluguard.pool import load_source
-    from halluguard.pool.build import _group_id
+    from halluguard.pool.build import group_id
     from halluguard.pool.windows import sentences
 
     trained = set(np.load(WORK / "train_pairs.npz")["group"].tolist()) if (WORK / "train_pairs.npz").exists() else set()
@@ -158,7 +158,7 @@ def build_probe(n_per_kind: int, seed: int = 0):
             letters = [c for c in p.premise[:2000] if c.isalpha()]
             cased = letters and sum(c.isupper() for c in letters) > 0.02 * len(letters)
             if (p.doc_key and p.doc_key not in docs and cased and 150 <= len(p.premise.split()) <= 900
-                    and _group_id(p.doc_key) not in trained):
+                    and group_id(p.doc_key) not in trained):
                 docs[p.doc_key] = p.premise
     keys = sorted(docs)
     rng = random.Random(seed)
