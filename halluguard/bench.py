@@ -742,7 +742,7 @@ def register(subparsers: Any) -> None:
         description="Score a labelled set with a verifier backend and report balanced accuracy, F1 of the "
                     "hallucinated class, ROC-AUC and span P/R/F1 with bootstrap 95 % CIs, beside published "
                     "anchors. The threshold is never fitted on the reported rows.")
-    p.add_argument("--backend", default="lite", help="verifier backend: lite (default), nli, span, judge, dpo-reward")
+    p.add_argument("--backend", default="lite", help="verifier backend: lite (default), entail, nli, span, judge, dpo-reward")
     p.add_argument("--set", default=None, help="NAME[:split] (see `halluguard data list`) or a file path[:split]")
     p.add_argument("--sets", default=None, help="'all' (FaithBench, SummEdits, FRANK, XSumFaith test splits) "
                                                  "or a comma-separated list of NAME[:split]")

