@@ -629,3 +629,15 @@ def test_app_py_takes_flags_from_env_then_command_line(tmp_path, monkeypatch):
         "0.0.0.0", 7999, 3 * 1024 * 1024)
     assert mod.main(["--port", "7001", "--max-upload-mb", "5"]) == 0
     assert (launched[-1]["server_port"], launched[-1]["max_file_size"]) == (7001, 5 * 1024 * 1024)
+
+
+def test_the_offline_entail_model_is_a_verifier_choice_in_the_app():
+    """`python app.py --verifier entail` runs the shipped entailment model (no weights to pass) and its
+    spans get the model colour in the legend."""
+    cfg = AppConfig(verifier="entail")
+    hub = ModelHub(cfg)
+    src = "The city council postponed the vote on the new budget on Monday after a long debate."
+    flip = hub.verify(src, "The council did not postpone the vote.")
+    para = hub.verify(src, "The council pushed the vote back.")
+    assert flip.backend == "entail" and flip.score > para.score
+    assert set(H.color_map_for("entail")) == {"model"}

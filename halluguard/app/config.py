@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 GENERATORS = ("extractive", "hf", "openai")
-VERIFIERS = ("lite", "nli", "span", "judge", "dpo-reward")
+VERIFIERS = ("lite", "entail", "nli", "span", "judge", "dpo-reward")
 
 
 @dataclass

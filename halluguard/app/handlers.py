@@ -51,7 +51,7 @@ LITE_REASONS = ("unsupported", "sentence", "number", "date", "name", "role", "ne
 # The span reasons each backend emits: the legend shows only these.
 REASONS_BY_VERIFIER = {
     "lite": LITE_REASONS,
-    "nli": ("model",), "span": ("model",), "judge": ("model",), "dpo-reward": ("reward",),
+    "entail": ("model",), "nli": ("model",), "span": ("model",), "judge": ("model",), "dpo-reward": ("reward",),
 }
 
 
