@@ -480,7 +480,7 @@ def run_batch(
     m["n_row_errors"] = len(row_errors)
     hist = score_histogram(final)
     lab = label_counts(final)
-    files = _write_outputs(run_dir, final, m, hist, settings)
+    files = _write_outputs(run_dir, final, m, settings)
     status = f"done: {total} rows in {time.time() - t0:.1f} s" + (f" ({resumed} resumed)" if resumed else "")
     if row_errors:
         status += f"; {len(row_errors)} row(s) had errors (listed under metrics)"
@@ -584,7 +584,7 @@ def y_limit(counts) -> list[float]:
     return [0, max(6, int(max(counts, default=0)))]
 
 
-def _write_outputs(run_dir: Path, records, m, hist, settings) -> list[str]:
+def _write_outputs(run_dir: Path, records, m, settings) -> list[str]:
     from halluguard.app.report import render_batch_report
 
     jsonl = run_dir / "results.jsonl"  # already complete: written row by row
