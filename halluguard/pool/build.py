@@ -115,9 +115,6 @@ def group_id(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest()[:15], 16)
 
 
-_group_id = group_id  # the name benchmarks/entail_eval.py imported first
-
-
 def encode_pairs(pairs: Sequence[PoolPair], tokenizer=None, max_len: int = 128, batch: int = 2048) -> dict[str, np.ndarray]:
     """Token ids, labels and hypothesis token labels of `pairs` (keys in the module docstring)."""
     if max_len < 8:
