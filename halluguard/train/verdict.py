@@ -312,7 +312,13 @@ def _load_inputs(args: VerdictArguments):
     refs = list(ds[args.summary_column]) if args.summary_column in ds.column_names else [None] * len(docs)
     prefs = read_preference_pairs(args.preference_file, args.max_pairs) if args.preference_file else None
     check_held_out(docs, args.train_files, args.document_column)
-    return docs, refs, prefs
+    given = None
+    if args.sft_summary_column or args.dpo_summary_column:  # run() checked that both are set
+        missing = [c for c in (args.sft_summary_column, args.dpo_summary_column) if c not in ds.column_names]
+        if missing:
+            raise ValueError(f"{args.eval_file}: no column {missing[0]!r}; columns are {ds.column_names}")
+        given = {"sft": list(ds[args.sft_summary_column]), "dpo": list(ds[args.dpo_summary_column])}
+    return docs, refs, prefs, given
 
 
 def check_held_out(documents: list[str], train_files: list[str], document_column: str = "document") -> None:
@@ -341,13 +347,14 @@ def run(args: VerdictArguments, verifier=None) -> dict[str, Any]:
         raise ValueError("model_name_or_path, sft_adapter and dpo_adapter are required "
                          "(or sft_summary_column and dpo_summary_column to score existing summaries)")
     set_seed(args.seed)
-    docs, refs, prefs = _load_inputs(args)
+    docs, refs, prefs, summaries = _load_inputs(args)
     if verifier is None:
         from halluguard.verify import get_verifier
 
         verifier = get_verifier(args.verifier, **json.loads(args.verifier_kwargs or "{}"))
     if given:
-        res = _score_given_summaries(args, docs, refs, verifier)
+        logger.info("scoring existing SFT and DPO summaries of %d documents (no model is loaded)", len(docs))
+        res = {m: score_summaries(verifier, docs, refs, summaries[m]) for m in ("sft", "dpo")}
     else:
         docs, refs, res = _measure_adapters(args, docs, refs, prefs, verifier)
     report = compare(res["sft"], res["dpo"], alpha=args.alpha, n_bootstrap=args.n_bootstrap, seed=args.seed)
@@ -356,17 +363,6 @@ def run(args: VerdictArguments, verifier=None) -> dict[str, Any]:
                    "dpo_adapter": args.dpo_adapter, "args": asdict(args)})
     write_outputs(Path(args.output_dir), report, docs, refs, res)
     return report
-
-
-def _score_given_summaries(args: VerdictArguments, docs, refs, verifier) -> dict[str, dict[str, list]]:
-    ds = read_table(args.eval_file, [args.document_column], "eval")
-    missing = [c for c in (args.sft_summary_column, args.dpo_summary_column) if c not in ds.column_names]
-    if missing:
-        raise ValueError(f"{args.eval_file}: no column {missing[0]!r}; columns are {ds.column_names}")
-    n = len(docs)  # _load_inputs applied max_documents
-    logger.info("scoring existing SFT and DPO summaries of %d documents (no model is loaded)", n)
-    return {m: score_summaries(verifier, docs, refs, list(ds[col])[:n])
-            for m, col in (("sft", args.sft_summary_column), ("dpo", args.dpo_summary_column))}
 
 
 def _measure_adapters(args: VerdictArguments, docs, refs, prefs, verifier):
