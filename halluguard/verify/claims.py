@@ -48,10 +48,9 @@ def _stems(text: str) -> set[str]:
     return {T.stem(t.text) for t in T.tokenize(text) if T.is_content(t.text)}
 
 
-def coverage(sentence: str, evidence: str) -> float:
+def _coverage(sent_stems: set[str], ev_stems: set[str]) -> float:
     """Share of the sentence's content stems that the evidence uses (1.0 = nothing new)."""
-    s = _stems(sentence)
-    return len(s & _stems(evidence)) / len(s) if s else 0.0
+    return len(sent_stems & ev_stems) / len(sent_stems) if sent_stems else 0.0
 
 
 def _negated_stems(text: str, reach: int = 3) -> dict[str, str]:
@@ -82,10 +81,12 @@ def polarity_flip(sentence: str, evidence: str, min_coverage: float = 0.7) -> Fl
     "also reduced" vs "did not reduce". A negation about something else ("no injuries were reported")
     does not count. Offsets are into `sentence`."""
     s_neg, e_neg = negations(sentence), negations(evidence)
-    if bool(s_neg) == bool(e_neg) or coverage(sentence, evidence) < min_coverage:
+    if bool(s_neg) == bool(e_neg):
+        return None
+    ev_stems = _stems(evidence)
+    if _coverage(_stems(sentence), ev_stems) < min_coverage:
         return None
     if s_neg:
-        ev_stems = _stems(evidence)
         governed = {st: said for st, said in _negated_stems(sentence).items() if st in ev_stems}
         if not governed:
             return None
@@ -311,4 +312,4 @@ def language_problem(text: str, min_words: int = 6) -> str | None:
     return None
 
 
-__all__ = ["Flip", "coverage", "language_problem", "negations", "polarity_flip", "role_swaps", "unsupported_cause"]
+__all__ = ["Flip", "language_problem", "negations", "polarity_flip", "role_swaps", "unsupported_cause"]

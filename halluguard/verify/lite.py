@@ -41,6 +41,7 @@ import math
 import re
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ FEATURES = (
     "role_swap",  # a word whose actor is the other name of the evidence (claims.role_swaps)
     "cause",  # "because ..." / "due to ..." with a cause the source does not state there (claims.unsupported_cause)
 )
+
+_NOVEL_EV = FEATURES.index("novel_ev")
 
 REWORDED_REASON = "reworded: not checked word by word"
 
@@ -150,6 +153,11 @@ class _SourceIndex:
     acronyms: set[str]  # initials of capitalised word runs ("World Health Organization" -> "who")
     pair_windows: dict[tuple[str, str], bool] = field(default_factory=dict)  # lazy co-occurrence memo
     unit_of_stem_sets: list[set[str]] = field(default_factory=list)
+
+    @cached_property
+    def unit_texts(self) -> list[str]:
+        """The units' texts, built once per source (the cause check reads the units around its evidence)."""
+        return [u.text for u in self.units]
 
 
 def _content_tokens(text: str) -> list[T.Token]:
@@ -577,7 +585,7 @@ class LiteVerifier(Verifier):
             out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "role"))
             out.reasons.append(f"roles swapped: in the source {source_says!r}, not {said!r}, is the one who "
                                f"{tok.text!r}")
-        cause = C.unsupported_cause(text, [u.text for u in idx.units], [c for c, _ in evidence])
+        cause = C.unsupported_cause(text, idx.unit_texts, [c for c, _ in evidence])
         if cause is not None:
             out.cause = 1.0
             s, e = cause
@@ -606,7 +614,7 @@ class LiteVerifier(Verifier):
         band = self.calibration.get("reworded")
         if not band or p < self.threshold or sa.spans or not sa.evidence:
             return False
-        return sa.evidence[0][1] >= float(band["min_sim"]) and sa.features[2] >= float(band["min_novel"])
+        return sa.evidence[0][1] >= float(band["min_sim"]) and sa.features[_NOVEL_EV] >= float(band["min_novel"])
 
     def _spans(self, sa: SentenceAnalysis, summary: str, p: float) -> list[Span]:
         """The flagged stretches of an unsupported sentence: the checks' own spans, novel phrases, or the
