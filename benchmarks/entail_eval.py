@@ -22,6 +22,7 @@ benchmarks/results/entail_eval.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -613,9 +614,12 @@ def spans(args) -> None:
     tk = AutoTokenizer.from_pretrained(model_path())
     ids = ev["input_ids"].astype(np.int64)
 
-    def predict_set(name, tthr, whole=False):
+    @functools.cache
+    def flagged(name):
+        """The set's examples and its sentences over the threshold as (example, p, start, end, token logits):
+        loaded and tokenized once, whatever number of token thresholds is tried on them."""
         ex = [e for e in load_set(name) if e.label is not None]
-        pred = [[] for _ in ex]
+        out = []
         for r in np.flatnonzero(ev["set"] == names.index(name)):
             e = ex[int(ev["ex"][r])]
             p = float(1 / (1 + np.exp(-seq[r])))
@@ -625,8 +629,15 @@ def spans(args) -> None:
             offs = tk(hyp[r], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
             pos = int(np.flatnonzero(ids[r] == 102)[0]) + 1  # first hypothesis piece
             toks = [(a, b, float(tok[r, pos + j])) for j, (a, b) in enumerate(offs) if pos + j < ids.shape[1] - 1]
-            sp = [] if whole else token_spans(e.summary, base, toks, p, tthr)
-            pred[int(ev["ex"][r])] += [(s.start, s.end) for s in sp] or [(base, base + len(hyp[r]))]
+            out.append((int(ev["ex"][r]), p, base, base + len(hyp[r]), toks))
+        return ex, out
+
+    def predict_set(name, tthr, whole=False):
+        ex, flag = flagged(name)
+        pred = [[] for _ in ex]
+        for i, p, base, end, toks in flag:
+            sp = [] if whole else token_spans(ex[i].summary, base, toks, p, tthr)
+            pred[i] += [(s.start, s.end) for s in sp] or [(base, end)]
         counts = span_counts(pred, [e.spans or [] for e in ex], [e.summary for e in ex])
         return float(span_f1_from_counts(counts))
 
