@@ -163,9 +163,7 @@ class HalluguardDPOConfig(DPOConfig):
     )
 
     def __post_init__(self):
-        if self.memory_profile not in PROFILES:
-            raise ValueError(f"memory_profile must be one of {PROFILES}, got {self.memory_profile!r}")
-        apply_profile(self, DPOConfig, PROFILE_SETTINGS[self.memory_profile])
+        apply_profile(self, DPOConfig, PROFILE_SETTINGS)
         if self.sequences_per_forward is not None and self.sequences_per_forward < 1:
             raise ValueError(f"sequences_per_forward must be >= 1 or None, got {self.sequences_per_forward}")
         if self.offload_stash_size is not None and self.offload_stash_size < 1:
@@ -179,11 +177,14 @@ class HalluguardDPOConfig(DPOConfig):
         super().__post_init__()
 
 
-def apply_profile(config, trl_cls, settings: dict[str, Any]) -> None:
-    """Set a profile's values on `config`: a TRL field only where it still has `trl_cls`'s default, a
-    halluguard field (default None) only where it is still None. What the user set wins."""
+def apply_profile(config, trl_cls, profiles: dict[str, dict[str, Any]]) -> None:
+    """Set the values of `profiles[config.memory_profile]` on `config`: a TRL field only where it still has
+    `trl_cls`'s default, a halluguard field (default None) only where it is still None. What the user set
+    wins. Shared by stage A's and stage B's configs; an unknown profile is a ValueError."""
+    if config.memory_profile not in profiles:
+        raise ValueError(f"memory_profile must be one of {tuple(profiles)}, got {config.memory_profile!r}")
     defaults = {f.name: f.default for f in dataclasses.fields(trl_cls)}
-    for name, value in settings.items():
+    for name, value in profiles[config.memory_profile].items():
         current = getattr(config, name)
         if name in defaults:
             if current == defaults[name]:

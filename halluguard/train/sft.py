@@ -39,6 +39,13 @@ from halluguard.train.common import (
     train_guarded,
     write_metric_files,
 )
+from halluguard.train.dpo import (
+    apply_long_levers,
+    apply_profile,
+    offload_input_embeddings,
+    set_expandable_segments,
+    set_offload_stash,
+)
 
 logger = logging.getLogger("halluguard.train.sft")
 
@@ -94,11 +101,7 @@ class HalluguardSFTConfig(SFTConfig):
         default=None, metadata={"help": "CUDA allocator with expandable segments (less fragmentation)."})
 
     def __post_init__(self):
-        from halluguard.train.dpo import apply_profile
-
-        if self.memory_profile not in SFT_PROFILES:
-            raise ValueError(f"memory_profile must be one of {SFT_PROFILES}, got {self.memory_profile!r}")
-        apply_profile(self, SFTConfig, SFT_PROFILE_SETTINGS[self.memory_profile])
+        apply_profile(self, SFTConfig, SFT_PROFILE_SETTINGS)
         if self.mlp_tile_tokens is not None and self.mlp_tile_tokens < 1:
             raise ValueError(f"mlp_tile_tokens must be >= 1 or None, got {self.mlp_tile_tokens}")
         super().__post_init__()
@@ -108,13 +111,6 @@ class HalluguardSFTTrainer(SFTTrainer):
     """TRL 1.16 SFTTrainer with the levers of HalluguardSFTConfig (a plain SFTConfig means stock)."""
 
     def __init__(self, model, *args, **kwargs):
-        from halluguard.train.dpo import (
-            apply_long_levers,
-            offload_input_embeddings,
-            set_expandable_segments,
-            set_offload_stash,
-        )
-
         config = kwargs.get("args", args[0] if args else None)
         self.embeddings_offloaded = False
         if isinstance(config, HalluguardSFTConfig) and not isinstance(model, str):
