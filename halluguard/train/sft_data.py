@@ -32,6 +32,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# common.py itself imports only the standard library at its top
+from halluguard.train.common import write_jsonl
+
 
 @dataclass(frozen=True)
 class HubPreset:
@@ -257,11 +260,9 @@ def _resolve(cfg: SFTDataConfig) -> tuple[HubPreset | None, Path | None, dict[st
 # Build
 # ---------------------------------------------------------------------------------------------------
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)  # a killed run never leaves half a file under the final name
+    # common.write_jsonl writes through a .tmp file, so a killed run never leaves half a file under the
+    # final name; the "_"-prefixed keys are bookkeeping of the build, not data
+    write_jsonl(path, ({k: v for k, v in r.items() if not k.startswith("_")} for r in rows))
 
 
 def build_sft_data(cfg: SFTDataConfig) -> dict[str, Any]:
