@@ -206,10 +206,8 @@ def _hub_unusable() -> str | None:
     fails in seconds instead of after the datasets library's retries."""
     if os.environ.get("HF_DATASETS_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
         return "HF_DATASETS_OFFLINE=1 is set"
-    try:
-        from halluguard.loading import hub_unreachable_reason
-    except ImportError:  # an older loader without the probe: let datasets try
-        return None
+    from halluguard.loading import hub_unreachable_reason
+
     return hub_unreachable_reason()
 
 
