@@ -77,14 +77,9 @@ def _verdict_view(report: dict[str, Any], out: Path) -> ResultsView:
 
 
 def _ablation_view(rows: list[dict[str, Any]], out: Path) -> ResultsView:
-    from halluguard import plots
-    from halluguard.train.ablate import FACTORS, METRICS, results_markdown
+    from halluguard.train.ablate import plot_results, results_markdown
 
-    figures = []
-    for factor in FACTORS:
-        fig = plots.ablation_figure(rows, factor, METRICS)
-        if fig is not None:
-            figures += plots.save_figure(fig, out / f"ablation_{factor}")
+    figures = plot_results(rows, out)
     md = results_markdown(rows)
     if not figures:
         md += "\nNo factor has two measured values yet: no figure to draw."
