@@ -13,6 +13,7 @@ found here can be shown on the original text unchanged. Pure standard library: t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -508,6 +509,8 @@ _OPPOSITE_POLES = [
     ("larger bigger greater", "smaller lesser"),
     ("longer", "shorter"),
     ("stronger", "weaker"),
+    ("higher", "lower"),
+    ("warmer", "colder cooler"),
     ("faster", "slower"),
     ("older", "younger"),
     ("earlier", "later"),
@@ -565,6 +568,28 @@ def _build_opposites() -> dict[str, tuple[tuple[frozenset[str], frozenset[str]],
 OPPOSITES = _build_opposites()
 
 
+def _than_sides(toks: Sequence[Token], k: int, reach: int = 4) -> tuple[set[str], set[str]] | None:
+    """For a comparative at k followed by "than" ("stronger than Europe"): 4-letter prefixes of the
+    content words before it and after "than" (same clause), or None when no "than" follows."""
+    j = next((j for j in range(k + 1, min(len(toks), k + 3)) if toks[j].text.lower() == "than"), None)
+    if j is None:
+        return None
+    before = {toks[m].text.lower()[:4] for m in range(max(0, k - reach), k) if is_content(toks[m].text)}
+    after = {toks[m].text.lower()[:4] for m in range(j + 1, min(len(toks), j + 1 + reach)) if is_content(toks[m].text)}
+    return before, after
+
+
+def _converse(s_toks: Sequence[Token], i: int, e_toks: Sequence[Token], k: int) -> bool:
+    """Do the two comparatives compare the same two things the other way round? "Asian demand was
+    stronger than European demand" and "demand in Europe was weaker than in Asia": what follows "than"
+    on one side stands before the comparative on the other, both ways."""
+    a, b = _than_sides(s_toks, i), _than_sides(e_toks, k)
+    if a is None or b is None:
+        return False
+    (s_before, s_after), (e_before, e_after) = a, b
+    return bool(s_after & e_before) and bool(s_before & e_after) and not (s_after & e_after)
+
+
 def opposite_mismatches(text: str, evidence: str, context: str = "", window: int = 4) -> list[tuple[Token, str]]:
     """Tokens of `text` contradicted by an opposite word in `evidence`: [(Token "rose", "down")] for "profit
     rose to 38 million" against "a profit of 38 million, down from 45 million".
@@ -585,9 +610,18 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
 
     ev_sents, ctx_sents = sentences(evidence), sentences(context)
 
-    def anchored(sents, pole: frozenset[str], anchors: set[str]) -> list[Token]:
-        return [toks[k] for toks, stems in sents for k, st in enumerate(stems) if st in pole and (not anchors or any(
-            stems[m] in anchors for m in range(max(0, k - window), min(len(stems), k + window + 1))))]
+    def anchored(sents, pole: frozenset[str], anchors: set[str], converse_of: int | None = None) -> list[tuple[int, Token]]:
+        """Pole words with how many of the anchors stand near each (at least one, unless no anchors).
+        With `converse_of` (a summary token index), comparatives that say the same thing the other way
+        round ("Asia stronger than Europe" / "Europe weaker than Asia") are left out."""
+        out_ = []
+        for toks, stems in sents:
+            for k, st in enumerate(stems):
+                if st in pole:
+                    near = {stems[m] for m in range(max(0, k - window), min(len(stems), k + window + 1))} & anchors
+                    if (near or not anchors) and not (converse_of is not None and _converse(sum_toks, converse_of, toks, k)):
+                        out_.append((len(near), toks[k]))
+        return out_
 
     out = []
     for i, tok in enumerate(sum_toks):
@@ -597,11 +631,17 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
         anchors = {sum_st[j] for j in range(max(0, i - window), min(len(sum_toks), i + window + 1))
                    if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES}
         for own, opp in entries:
-            if anchored(ev_sents, own, anchors) or anchored(ctx_sents, own, anchors):
+            same = anchored(ev_sents, own, anchors) + anchored(ctx_sents, own, anchors)
+            hits = anchored(ev_sents, opp, anchors, converse_of=i)
+            if len(hits) < len(anchored(ev_sents, opp, anchors)):
+                break  # the evidence says it the other way round: the same claim
+            # The pole word nearest more of the sentence's own words speaks to it: in "revenue was up 8
+            # percent, while profit fell 3 percent", "fell" (profit, 3, percent) and not "up" (percent)
+            # is what "profit rose 3 percent" is about. A tie counts as support.
+            if same and (not hits or max(n for n, _ in same) >= max(n for n, _ in hits)):
                 break  # the evidence says the same thing
-            hits = anchored(ev_sents, opp, anchors)
             if hits:
-                out.append((tok, hits[0].text))
+                out.append((tok, max(hits, key=lambda h: h[0])[1].text))
                 break
     return out
 

@@ -158,3 +158,24 @@ def test_opposite_words_count_only_near_the_same_subject():
     assert [(t.text, w) for t, w in T.opposite_mismatches("Its profit rose to 38 million dollars.", ev)] == [("rose", "down")]
     assert T.opposite_mismatches("Its revenue rose 4 percent.", ev) == []
     assert T.opposite_mismatches("Its profit rose.", "Profit rose.", context="Revenue fell sharply.") == []
+
+
+def test_opposite_words_the_nearer_pole_wins():
+    """Both poles near some of the sentence's words: the one nearer more of them speaks to it."""
+    ev = "Revenue was up 8 percent from a year earlier, while profit fell 3 percent."
+    assert [(t.text, w) for t, w in T.opposite_mismatches("Profit rose 3 percent.", ev)] == [("rose", "fell")]
+    assert T.opposite_mismatches("Revenue rose 8 percent.", ev) == []
+    assert T.opposite_mismatches("Profit fell 3 percent.", ev) == []
+
+
+@pytest.mark.parametrize("summary,flagged", [
+    ("Asian demand was stronger than European demand.", False),  # the same comparison the other way round
+    ("Demand in Asia was weaker than in Europe.", False),
+    ("Demand in Europe was stronger than in Asia.", True),
+    ("Sales in Europe were higher than in Asia.", True),
+])
+def test_converse_comparatives_agree(summary, flagged):
+    ev = {"Demand": "Demand in Europe was weaker than in Asia.",
+          "Sales": "Sales in Europe were lower than in Asia."}
+    got = T.opposite_mismatches(summary, ev["Sales" if "Sales" in summary else "Demand"])
+    assert bool(got) == flagged, got
