@@ -372,6 +372,19 @@ def test_real_offline_default_flags_a_wrong_number(cfg):
     assert hub.loaded() == ["verifier:lite"]
 
 
+def test_verify_examples_are_what_their_label_says(cfg):
+    """The Verify tab's examples are labelled "one faithful, two with errors": the offline default must agree,
+    and the third shows a check of a stronger claim ("All turtles" where the source says "most")."""
+    from halluguard.app.ui import VERIFY_EXAMPLES
+
+    hub = ModelHub(cfg)
+    labels = [H.verify_pair(hub, src, summary).report["label"] for src, summary in VERIFY_EXAMPLES]
+    assert labels == ["faithful", "hallucinated", "hallucinated"]
+    r = H.verify_pair(hub, *VERIFY_EXAMPLES[2])
+    assert any(e["entity"] == "scope" and r.highlight["text"][e["start"]:e["end"]] == "All"
+               for e in r.highlight["entities"]), r.highlight["entities"]
+
+
 # ------------------------------------------------------------------------------------- hf adapters
 
 

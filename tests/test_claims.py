@@ -1,5 +1,5 @@
 """Claim-level checks (halluguard.verify.claims) and what `lite` makes of them: polarity flips, swapped
-roles, invented causes, the abstention band for paraphrases, and input lite cannot judge."""
+roles and offices, invented causes, widened scope, dropped hedges, the abstention band for paraphrases, and input lite cannot judge."""
 
 import pytest
 
@@ -93,6 +93,123 @@ def test_stated_cause_is_not_flagged():
     assert C.unsupported_cause("Greece is due to repay a loan to the IMF on Thursday.", UNITS, [0]) is None
 
 
+def test_a_reason_the_source_gives_by_citing_it_is_a_stated_cause():
+    units = ["Mayor Ana Reed proposed the delay, citing a budget shortfall of $40 million."]
+    sent = "Reed pushed for the delay because of a $40 million budget gap."
+    assert C.unsupported_cause(sent, units, [0]) is None
+
+
+# -- offices ----------------------------------------------------------------------------------------
+
+OFFICES = ("Mayor Ana Reed proposed the delay. Councillor Tom Lopez opposed it. "
+           "The chief executive Sam Ortiz said sales fell.")
+
+
+def test_office_swap_names_the_other_holder():
+    offices = C.name_offices(OFFICES)
+    sent = "Mayor Tom Lopez proposed the delay."
+    hits = C.office_swaps(sent, offices)
+    assert len(hits) == 1
+    s, e, why = hits[0]
+    assert sent[s:e] == "Mayor Tom Lopez" and "mayor" in why and "councillor" in why
+
+
+@pytest.mark.parametrize("sent", [
+    "Mayor Ana Reed proposed the delay.",  # the right office
+    "Tom Lopez opposed the delay.",  # no office written
+    "Senator Tom Lopez opposed it.",  # an office nobody in the source holds: not a swap (maybe a promotion)
+    "Mayor Jane Smith spoke.",  # a name the source never writes with an office
+])
+def test_office_swap_quiet(sent):
+    assert C.office_swaps(sent, C.name_offices(OFFICES)) == []
+
+
+# -- names out of place ----------------------------------------------------------------------------
+
+BOUGHT = "The firm, which dates back to 1874, was bought by managing director Sandy Wood in November last year."
+BOUGHT_NEAR = "Hawick Knitwear makes jumpers in the Borders. Its staff of 40 were kept on."
+
+
+def test_misplaced_name_is_flagged():
+    sent = "The firm, which dates back to 1874, was bought by managing director Hawick Knitwear in November."
+    hits = C.misplaced_names(sent, BOUGHT, BOUGHT_NEAR.split(".")[1])
+    assert len(hits) == 1 and sent[hits[0][0] : hits[0][1]] == "Hawick Knitwear" and "Sandy Wood" in hits[0][2]
+
+
+@pytest.mark.parametrize("sent,near", [
+    ("The firm was bought by managing director Sandy Wood in November.", ""),  # the right name
+    ("Wood bought the firm, which dates back to 1874, in November.", ""),  # the name shortened
+    ("Hawick Knitwear was bought by managing director Sandy Wood in November.", BOUGHT_NEAR),  # named nearby
+    ("The firm was bought in November last year.", ""),  # no name
+])
+def test_misplaced_name_quiet(sent, near):
+    assert C.misplaced_names(sent, BOUGHT, near) == []
+
+
+# -- scope ------------------------------------------------------------------------------------------
+
+SCOPE_EV = "Some residents welcomed the decision, while local businesses expressed concern."
+
+
+@pytest.mark.parametrize("sent,word", [("All residents welcomed the decision.", "All"),
+                                       ("Most residents welcomed the decision.", "Most")])
+def test_scope_widened(sent, word):
+    hit = C.scope_overreach(sent, SCOPE_EV)
+    assert hit is not None and sent[hit[0] : hit[1]] == word and "'Some'" in hit[2]
+
+
+@pytest.mark.parametrize("sent", [
+    "Some residents welcomed the decision.",
+    "Residents welcomed the decision.",  # no quantifier: not this check's call
+    "All local businesses expressed concern.",  # "all" of a group the evidence does not quantify
+    "It was the most expensive stadium some residents had seen.",  # "the most" is no quantifier
+])
+def test_scope_quiet(sent):
+    assert C.scope_overreach(sent, SCOPE_EV) is None
+
+
+# -- certainty --------------------------------------------------------------------------------------
+
+HEDGED = ("Officials said the bridge could reopen next week, and the company plans to open 50 new stores in 2025. "
+          "The suspect allegedly stole two cars.")
+
+
+@pytest.mark.parametrize("sent,word", [
+    ("The bridge will reopen next week.", "reopen"),
+    ("The bridge reopened next week.", "reopened"),
+    ("The company opened 50 new stores in 2025.", "opened"),
+    ("The suspect stole two cars.", "stole"),
+])
+def test_hedge_dropped(sent, word):
+    hit = C.certainty_shift(sent, HEDGED)
+    assert hit is not None and sent[hit[0] : hit[1]] == word
+
+
+@pytest.mark.parametrize("sent", [
+    "The bridge could reopen next week.",
+    "Officials said the bridge may reopen next week.",  # attributed
+    "The company will open 50 new stores in 2025.",  # a plan restated as "will"
+    "The company aims to open 50 new stores.",
+    "The suspect is accused of stealing two cars.",
+])
+def test_hedge_kept_is_quiet(sent):
+    assert C.certainty_shift(sent, HEDGED) is None
+
+
+@pytest.mark.parametrize("sent,ev", [
+    ("It will cost 4.2 million dollars.", "Construction is expected to cost 4.2 million dollars."),  # a forecast
+    ("Researchers tagged 40 turtles.", "They tagged 40 turtles and plan to tag another 25 next year."),  # also fact
+    ("The authors showed that the change is genetic.", "The authors said they could not show that the change is genetic."),
+    ("The homes will be built, with work starting next year.", "Construction is expected to start next year."),
+])
+def test_forecasts_facts_negations_and_ing_forms_are_not_hedges_dropped(sent, ev):
+    assert C.certainty_shift(sent, ev) is None
+
+
+def test_may_the_month_is_no_hedge():
+    assert C.certainty_shift("The bridge reopened in May.", "The bridge reopened in May after repairs.") is None
+
+
 # -- language ---------------------------------------------------------------------------------------
 
 
@@ -132,6 +249,45 @@ def test_lite_flags_meaning_errors(lite, summary, flagged, reason):
     assert r.label == "hallucinated", r
     assert any(sp.text == flagged and sp.reason == reason for sp in r.spans), r.spans
     assert r.sentences[0].reasons
+
+
+STADIUM = (
+    "The city council voted 7 to 2 on Tuesday to postpone the new stadium project until 2027. "
+    "Mayor Ana Reed proposed the delay, citing a budget shortfall of $40 million. "
+    "Councillor Tom Lopez opposed it. Officials said construction could resume in 2026. "
+    "Some residents welcomed the decision, while local businesses expressed concern. "
+    "The stadium was designed by the architect Lena Berg."
+)
+
+
+@pytest.mark.parametrize(
+    "summary,flagged,reason",
+    [
+        ("Mayor Tom Lopez proposed the delay.", "Mayor Tom Lopez", "role"),
+        ("All residents welcomed the decision.", "All", "scope"),
+        ("Construction will resume in 2026.", "resume", "certainty"),
+        ("The stadium was designed by the architect Tom Lopez.", "Tom Lopez", "entity"),
+    ],
+)
+def test_lite_flags_stronger_claims(lite, summary, flagged, reason):
+    """Offices, names out of place, quantifiers and hedges: each check's span and reason, and its measured floor lifts the
+    sentence over the threshold (floors in lite_calibration.json, from fit_lite.py --floors-only)."""
+    r = lite.verify(STADIUM, summary)
+    assert r.label == "hallucinated", r
+    assert any(sp.text == flagged and sp.reason == reason for sp in r.spans), r.spans
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "Reed, the mayor, pushed for the delay because of a $40 million budget gap.",
+        "Officials said building work could restart in 2026.",
+        "Some residents were pleased with the decision.",
+    ],
+)
+def test_lite_leaves_hedged_and_cited_rewordings_alone(lite, summary):
+    r = lite.verify(STADIUM, summary)
+    assert r.label != "hallucinated", r
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,14 @@ COLOR_MAP = {
     "role": "#f9a8d4",
     "negation": "#7dd3fc",
     "cause": "#bef264",
+    "entity": "#65ffaa",
+    "scope": "#f4d2a3",
+    "certainty": "#d865ff",
     "model": "#f87171",
     "reward": "#f87171",
 }
-LITE_REASONS = ("unsupported", "sentence", "number", "date", "name", "role", "negation", "cause")
+LITE_REASONS = ("unsupported", "sentence", "number", "date", "name", "role", "entity", "negation", "cause", "scope",
+                "certainty")
 # The span reasons each backend emits: the legend shows only these.
 REASONS_BY_VERIFIER = {
     "lite": LITE_REASONS,

@@ -76,7 +76,8 @@ EXAMPLE_DOC_2 = (
 VERIFY_EXAMPLES = [
     [EXAMPLE_DOC, "Millbrook's council voted 7 to 2 to build a library on the old bus depot site. It will cost 4.2 million dollars."],
     [EXAMPLE_DOC, "Millbrook's council voted 9 to 0 to build a library costing 6 million dollars. Mayor John Ruiz opposed the plan."],
-    [EXAMPLE_DOC_2, "Researchers tagged 40 loggerhead turtles. All of them swam south, and the project is funded by the national government."],
+    [EXAMPLE_DOC_2, "Researchers tagged 40 loggerhead turtles. All turtles travelled north along the warm current, and the project "
+                    "is funded by the national government."],
 ]
 
 

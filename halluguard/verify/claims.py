@@ -147,10 +147,10 @@ def _mentions(text: str, toks: Sequence[T.Token]) -> list[Mention]:
         j = i + 1
         while j < len(toks) and toks[j].text[:1].isupper() and toks[j].text[:1].isalpha() and _joined(text, toks, j - 1):
             j += 1
-        words = [w.text.lower() for w in toks[i:j]]
+        words = [T.normalize_word(w.text) for w in toks[i:j]]  # "Salama's" is Salama
         keys = frozenset(w for w in words if w not in _TITLES and w not in T.STOPWORDS and w not in _DEMONYMS)
         if keys:
-            shown = " ".join(w.text for w in toks[i:j] if w.text.lower() in keys)
+            shown = " ".join(w.text for w in toks[i:j] if T.normalize_word(w.text) in keys)
             out.append(Mention(i, j, keys, shown))
         i = j
     return out
@@ -215,6 +215,275 @@ def role_swaps(sentence: str, evidence: str) -> list[tuple[T.Token, str, str]]:
     return out
 
 
+# -- titles ---------------------------------------------------------------------------------------
+
+# Offices written before a name ("Mayor Ana Reed", "chief executive Tim Cook"). Courtesy titles (Mr, Dr,
+# Sir) say nothing about a role and are left out.
+_OFFICES = frozenset(
+    "councillor councilor senator rep representative president minister chancellor governor mayor judge "
+    "chief general captain coach king queen prince princess ceo cfo chairman chairwoman chair director "
+    "secretary spokesman spokeswoman spokesperson commissioner ambassador sheriff inspector sergeant detective "
+    "manager founder bishop pope admiral colonel lieutenant prosecutor attorney treasurer speaker".split()
+)
+_OFFICE_ALIAS = {"councilor": "councillor", "rep": "representative", "chairwoman": "chairman", "chair": "chairman"}
+
+
+def _offices(text: str, toks: Sequence[T.Token], m: Mention) -> frozenset[str]:
+    """The offices written in or right before a name: "Mayor Ana Reed", "the mayor Ana Reed"."""
+    words = [t.text.lower() for t in toks[m.start : m.end]]
+    k = m.start - 1
+    while k >= 0 and _joined(text, toks, k) and toks[k].text.lower() in _OFFICES and m.start - k <= 2:
+        words.append(toks[k].text.lower())
+        k -= 1
+    return frozenset(_OFFICE_ALIAS.get(w, w) for w in words if w in _OFFICES)
+
+
+def name_offices(text: str) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """(name keys, offices) for every name of `text` written with an office."""
+    toks = T.tokenize(text)
+    out = []
+    for m in _mentions(text, toks):
+        offices = _offices(text, toks, m)
+        if offices:
+            out.append((m.keys, offices))
+    return out
+
+
+def office_swaps(sentence: str, source_offices: list[tuple[frozenset[str], frozenset[str]]]) -> list[tuple[int, int, str]]:
+    """Names the summary gives another person's office: "Mayor Tom Lopez" where the source has
+    "Councillor Tom Lopez" and "Mayor Ana Reed". Fires only when the source writes this name with a
+    different office and writes the summary's office before another name, so an office the source
+    never mentions (or a promotion it reports) is not taken for a swap. `source_offices` is
+    `name_offices(source)`. Returns [(start, end, reason)] with character offsets into `sentence`."""
+    toks = T.tokenize(sentence)
+    out = []
+    for m in _mentions(sentence, toks):
+        said = _offices(sentence, toks, m)
+        if not said:
+            continue
+        own = frozenset().union(*(o for keys, o in source_offices if _same(keys, m.keys)))
+        if not own or not said.isdisjoint(own):
+            continue
+        holders = [keys for keys, o in source_offices if not said.isdisjoint(o) and not _same(keys, m.keys)]
+        if holders:
+            s = min(t.start for t in toks[m.start : m.end])
+            k = m.start - 1
+            while k >= 0 and _joined(sentence, toks, k) and toks[k].text.lower() in _OFFICES and m.start - k <= 2:
+                s, k = toks[k].start, k - 1
+            office = sorted(said)[0]
+            out.append((s, toks[m.end - 1].end, f"the source's {office} is not {m.text} (the source calls "
+                                                f"{m.text} {sorted(own)[0]})"))
+    return out
+
+
+# -- names out of place -----------------------------------------------------------------------------
+
+
+_CALENDAR = frozenset(T.MONTHS) | frozenset(T.WEEKDAYS)
+
+
+def _proper(text: str, toks: Sequence[T.Token], mentions: list[Mention]) -> list[Mention]:
+    """The mentions that are surely names: not a lone capitalised word opening a sentence ("Today",
+    "Earlier Tuesday": months and weekdays are the date check's), not a speaker label ("Sales Agent:"),
+    not a shouted header ("FIRST FOX")."""
+    out = []
+    for m in mentions:
+        words = [t.text for t in toks[m.start : m.end] if T.normalize_word(t.text) not in _CALENDAR]
+        opens = m.start == 0 or bool(re.search(r"[.!?:;\"\u201c\n]\s*$", text[: toks[m.start].start]))
+        label = bool(re.match(r"\s*:", text[toks[m.end - 1].end :]))  # "Sales Agent: ..." names a speaker
+        if len(words) - opens < 1 or label or (len(words) > 1 and all(w.isupper() for w in words)):
+            continue
+        out.append(m)
+    return out
+
+
+def _slot(toks: Sequence[T.Token], m: Mention) -> tuple[str, str]:
+    """The words right before and after a mention: its slot in the sentence."""
+    left = toks[m.start - 1].text.lower() if m.start > 0 else ""
+    right = toks[m.end].text.lower() if m.end < len(toks) else ""
+    return left, right
+
+
+def misplaced_names(sentence: str, evidence: str, near: str, context: str = "",
+                    min_coverage: float = 0.7) -> list[tuple[int, int, str]]:
+    """Names the source uses elsewhere, put in the slot where the evidence has another name: "was
+    bought by managing director Hawick Knitwear in November" where the evidence says "... director
+    Sandy Wood in November" and Hawick Knitwear is the firm. The name check cannot see these (every
+    word is in the source). Fires only when the sentence without its names matches the evidence and
+    `context` (the runner-up evidence) on `min_coverage` of its content words, the name is not in
+    `evidence` (the best source sentence) nor in `near` (the source sentences around it, where the "he"
+    of the evidence is usually named), and `evidence` has another name in the same slot (the same word
+    right before or right after it). The slot tells a swap from a sentence that fuses two source
+    sentences (a name from one, the facts of the other), and the runner-up evidence, which a swapped
+    name pulls in, does not excuse it. Returns [(start, end, reason)] with offsets into `sentence`."""
+    s_toks = T.tokenize(sentence)
+    s_m = _proper(sentence, s_toks, _mentions(sentence, s_toks))
+    if not s_m:
+        return []
+    e_toks = T.tokenize(evidence)
+    e_m = _proper(evidence, e_toks, _mentions(evidence, e_toks))
+    displaced = [m for m in e_m if not any(_same(m.keys, x.keys) for x in s_m)]
+    if not displaced:
+        return []
+    name_stems = {T.stem(t.text) for m in s_m for t in s_toks[m.start : m.end]}
+    rest = _stems(sentence) - name_stems
+    if not rest or _coverage(rest, _stems(evidence + " " + context)) < min_coverage:
+        return []
+    best_words = {T.normalize_word(t.text) for t in e_toks} | {T.normalize_word(t.text) for t in T.tokenize(near)}
+    out = []
+    for m in s_m:
+        if not m.keys.isdisjoint(best_words):
+            continue
+        left, right = _slot(s_toks, m)
+        # In the best sentence's slot: the same word right before or after another name there.
+        rival = next((d for d in displaced if (left and _slot(e_toks, d)[0] == left)
+                      or (right and _slot(e_toks, d)[1] == right)), None)
+        if rival is None:
+            continue
+        s, e = s_toks[m.start].start, s_toks[m.end - 1].end
+        out.append((s, e, f"{m.text!r} where the source names {rival.text!r}"))
+    return out
+
+
+# -- scope ------------------------------------------------------------------------------------------
+
+# How much of a group a quantifier claims: part of it < most of it < all of it. "Some", "several" and
+# "many" are one step: where one ends and the next begins is a matter of wording, not of fact.
+_SCOPE = {
+    "few": 1, "some": 1, "several": 1, "certain": 1, "part": 1, "many": 1, "numerous": 1, "most": 2,
+    "majority": 2, "all": 3, "every": 3, "each": 3, "entire": 3, "whole": 3,
+}
+
+
+def _quantified(toks: Sequence[T.Token], text: str, reach: int = 3) -> list[tuple[int, int, set[str]]]:
+    """(token index, scope, stems of the group) for each quantifier: "most of the local residents" ->
+    (i, 2, {"local", "resident"}). "the most expensive" and "at most" are not quantifiers."""
+    out = []
+    for i, tok in enumerate(toks):
+        w = tok.text.lower()
+        if w not in _SCOPE or (i > 0 and toks[i - 1].text.lower() in {"the", "at", "a", "in", "for", "of"} and w != "all"):
+            continue
+        group: set[str] = set()
+        for k in range(i + 1, min(len(toks), i + 1 + reach + 2)):
+            if re.search(r"[.;:!?,\"\u201c\u201d()]", text[toks[k - 1].end : toks[k].start]):
+                break
+            if T.is_content(toks[k].text):
+                group.add(T.stem(toks[k].text))
+                if len(group) == reach:
+                    break
+        if group:
+            out.append((i, _SCOPE[w], group))
+    return out
+
+
+def scope_overreach(sentence: str, evidence: str, min_coverage: float = 0.6) -> tuple[int, int, str] | None:
+    """A quantifier that claims more of a group than the evidence does: "all residents welcomed" where
+    the evidence says "some residents welcomed". Both must quantify the same group (a shared content
+    word after the quantifier) and the rest of the sentence must match the evidence. A smaller claim
+    ("some" for "all") is true and not flagged. Returns (start, end, reason) in `sentence`."""
+    s_toks, e_toks = T.tokenize(sentence), T.tokenize(evidence)
+    s_q = _quantified(s_toks, sentence)
+    if not s_q or _coverage(_stems(sentence), _stems(evidence)) < min_coverage:
+        return None
+    e_q = _quantified(e_toks, evidence)
+    for i, scope, group in s_q:
+        for j, e_scope, e_group in e_q:
+            if e_scope < scope and group & e_group and s_toks[i].text.lower() not in {t.text.lower() for t in e_toks}:
+                tok = s_toks[i]
+                return tok.start, tok.end, f"{tok.text!r} where the source says {e_toks[j].text!r}"
+    return None
+
+
+# -- certainty --------------------------------------------------------------------------------------
+
+# Cues that make a claim uncertain ("may close", "is expected to close", "allegedly stole") or only
+# intended ("plans to close", "threatened to close"). The intention cues count only with "to".
+_EPISTEMIC = frozenset(
+    "may might could possibly perhaps maybe probably reportedly allegedly apparently potentially presumably "
+    "seemingly supposedly purportedly arguably".split()
+)
+# Hedging participles and adjectives count only before "to": "is expected to rise", "is likely to
+# close"; "expected revenue" and "the alleged theft" hedge a noun, which a summary may name as it is.
+_EPISTEMIC_TO = frozenset("unlikely believed thought suspected alleged rumoured rumored".split())
+_INTENT = frozenset(
+    "plan plans planned planning intend intends intended aim aims aimed hope hopes hoped seek seeks sought want "
+    "wants wanted propose proposes proposed threaten threatens threatened promise promises promised pledge "
+    "pledged pledges vow vowed vows considering considers consider set going offered offers expected likely".split()
+)
+# A sentence with any of these keeps the claim hedged or attributed: forecasts ("revenue is projected
+# to ..."), reports ("a report by Forbes found ..."), accusations, conditions.
+_SENTENCE_HEDGE = _EPISTEMIC | _EPISTEMIC_TO | _INTENT | frozenset(
+    "would should accused charged claims claimed claim says said suggests suggested if whether anticipated "
+    "anticipates predicted predicts forecast forecasts projected projects foreseen estimated estimates "
+    "report reports reported according sources can cannot chance chances risk risks risked possible "
+    "possibility unless speculated speculation unclear uncertain".split()
+)
+# Words a cue may govern that carry no claim of their own ("may soon", "could also").
+_NOT_A_CLAIM = frozenset("soon also still even now already eventually finally ever again later yet then back able".split())
+_PREPOSITIONS = frozenset("on of for about in to from by with toward towards into at".split())
+
+
+def _hedged_stems(text: str, toks: Sequence[T.Token]) -> dict[str, tuple[str, bool]]:
+    """Content words a hedge cue governs in `text`, as stem -> ("cue word", is an intention): the first
+    content word after a modal or epistemic cue ("could reopen", "allegedly stole"), or after "to" for
+    an intention or a forecast ("plans to open", "is expected to cost"). "May" the month is no cue. A
+    word the text also states unhedged elsewhere ("tagged 40 turtles ... plan to tag 25 more") is left
+    out: the evidence says it as fact too."""
+    out: dict[str, tuple[str, bool]] = {}
+    governed: set[int] = set()
+    for i, tok in enumerate(toks):
+        w = tok.text
+        lw = w.lower()
+        if i + 1 < len(toks) and toks[i + 1].text.lower() in {"you", "i", "we", "not"}:
+            continue  # "could you take ...": a request; "could not show": a negation (polarity's job)
+        to_next = i + 1 < len(toks) and toks[i + 1].text.lower() == "to"
+        if lw in _EPISTEMIC and not (lw == "may" and w[0].isupper()):
+            k, intent = i + 1, False
+        elif lw in _EPISTEMIC_TO and to_next:
+            k, intent = i + 2, False
+        elif lw in _INTENT and to_next:
+            k, intent = i + 2, True
+        else:
+            continue
+        for k in range(k, min(len(toks), k + 4)):
+            if re.search(r"[.;:!?,\"\u201c\u201d()]", text[toks[k - 1].end : toks[k].start]):
+                break
+            word = toks[k].text
+            if T.is_content(word) and word.lower() not in _EPISTEMIC | _NOT_A_CLAIM:
+                if word.isalpha() and word[0].islower():  # a verb or predicate, not a number or a name
+                    out.setdefault(T.stem(word), (text[tok.start : toks[k].end], intent))
+                    governed.add(k)
+                break
+    stated = {T.stem(t.text) for k, t in enumerate(toks) if k not in governed and T.is_content(t.text)}
+    return {st: v for st, v in out.items() if st not in stated}
+
+
+def certainty_shift(sentence: str, evidence: str, min_coverage: float = 0.7) -> tuple[int, int, str] | None:
+    """A claim the evidence hedges, stated as fact: "the bridge will reopen" / "the bridge reopened"
+    where the evidence says "the bridge could reopen"; "opened 50 stores" where it says "plans to open
+    50 stores". Fires only when the sentence has no hedge of its own (any modal, intention or
+    attribution cue but "will", which states a future as certain; for an intention, "will open" is
+    let pass) and otherwise matches the evidence.
+    Returns (start, end, reason) in `sentence`: the stated word."""
+    s_toks = T.tokenize(sentence)
+    if any(t.text.lower() in _SENTENCE_HEDGE and not (t.text == "May") for t in s_toks):
+        return None
+    e_toks = T.tokenize(evidence)
+    hedged = _hedged_stems(evidence, e_toks)
+    if not hedged or _coverage(_stems(sentence), _stems(evidence)) < min_coverage:
+        return None
+    future = any(t.text.lower() in {"will", "shall"} for t in s_toks)
+    for k, tok in enumerate(s_toks):
+        hit = hedged.get(T.stem(tok.text)) if T.is_content(tok.text) else None
+        if hit is None or (k > 0 and s_toks[k - 1].text.lower() in _PREPOSITIONS) or tok.text.lower().endswith("ing"):
+            continue  # "to open", "tips on becoming", "with work starting next year": not stated as done
+        said, intent = hit
+        if intent and future:
+            continue  # "will open" for "plans to open": a plan restated, not a fact invented
+        return tok.start, tok.end, f"{tok.text!r} stated as fact where the source says {said!r}"
+    return None
+
+
 # -- causes -----------------------------------------------------------------------------------------
 
 _CAUSE_CUE = re.compile(
@@ -229,7 +498,7 @@ _SOURCE_CAUSAL = re.compile(
     r"\b(?:because|due|owing|thanks|result|consequence|caus\w*|driv\w*|led|lead\w*|prompt\w*|trigger\w*|"
     r"fuel\w*|spark\w*|blam\w*|attribut\w*|reason\w*|after|following|amid|since|as|so|therefore|hence|"
     r"response|boost\w*|forc\w*|help\w*|why|associat\w*|link\w*|relat\w*|result\w*|for|from|over|behind|"
-    r"contribut\w*|stem\w*|root\w*)\b",
+    r"contribut\w*|stem\w*|root\w*|cit\w*|explain\w*|justif\w*|motivat\w*|given|pointing|noting)\b",
     re.IGNORECASE,
 )
 
@@ -312,4 +581,7 @@ def language_problem(text: str, min_words: int = 6) -> str | None:
     return None
 
 
-__all__ = ["Flip", "language_problem", "negations", "polarity_flip", "role_swaps", "unsupported_cause"]
+__all__ = [
+    "Flip", "certainty_shift", "language_problem", "misplaced_names", "name_offices", "negations", "office_swaps", "polarity_flip",
+    "role_swaps", "scope_overreach", "unsupported_cause",
+]

@@ -19,8 +19,11 @@ How it decides, per summary sentence:
    words the source never mentions (stemmed, fuzzy for inflections), merged into phrases.
    Claim checks (`halluguard.verify.claims`) compare what the sentence says with its evidence: a
    negation flipped against evidence with the same words ("did not postpone" / "voted to postpone"),
-   swapped roles ("Reed proposed ..., Lopez opposed" / the reverse), a cause the source does not state
-   ("rose 8 percent because investors welcomed ...").
+   swapped roles ("Reed proposed ..., Lopez opposed" / the reverse) or offices ("Mayor Tom Lopez" where
+   the source's mayor is Reed), a name of the source put where the evidence names someone else, a
+   cause the source does not state ("rose 8 percent because investors
+   welcomed ..."), a wider scope ("all residents" / "some residents") and a hedge dropped ("will
+   reopen" / "could reopen").
 3. A logistic model over a handful of sentence features (alignment gap, novel-content ratios,
    mismatch counts) gives the sentence score; the summary score is the largest sentence score.
    Weights and the threshold come from `halluguard/resources/lite_calibration.json`, fitted by
@@ -79,12 +82,13 @@ REWORDED_REASON = "reworded: not checked word by word"
 # What the default verifier can and cannot see, in one line: the README, the app and `verify --help` show it.
 SCOPE = (
     "The default `lite` verifier checks words, not meaning: numbers, dates, names, negation flips, swapped roles, "
-    "invented causes and content the source never mentions. A reworded sentence comes back `unknown`, and so does "
-    "text that is not English; for meaning use a model backend (`entail`, `nli` with HHEM / MiniCheck, `span` "
-    "with LettuceDetect, `judge`)."
+    "names out of place, invented causes, widened scope, dropped hedges and content the source never mentions. "
+    "A reworded sentence comes back `unknown`, and so does text that is not English; for meaning use a model "
+    "backend (`entail`, `nli` with HHEM / MiniCheck, `span` with LettuceDetect, `judge`)."
 )
 
-SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "role": 4, "negation": 3, "cause": 2, "unsupported": 1, "sentence": 0}
+SPAN_PRIORITY = {"number": 5, "date": 5, "name": 4, "role": 4, "entity": 4, "negation": 3, "scope": 3, "certainty": 2,
+                 "cause": 2, "unsupported": 1, "sentence": 0}
 
 DEFAULT_CALIBRATION: dict[str, Any] = {
     # Hand-set starting point, used only when the fitted file is missing.
@@ -158,6 +162,11 @@ class _SourceIndex:
     def unit_texts(self) -> list[str]:
         """The units' texts, built once per source (the cause check reads the units around its evidence)."""
         return [u.text for u in self.units]
+
+    @cached_property
+    def offices(self) -> list[tuple[frozenset[str], frozenset[str]]]:
+        """Names the source writes with an office ("Mayor Ana Reed"), for the office-swap check."""
+        return C.name_offices(self.text)
 
 
 def _content_tokens(text: str) -> list[T.Token]:
@@ -585,6 +594,28 @@ class LiteVerifier(Verifier):
             out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "role"))
             out.reasons.append(f"roles swapped: in the source {source_says!r}, not {said!r}, is the one who "
                                f"{tok.text!r}")
+        for s, e, why in C.office_swaps(text, idx.offices)[:1]:
+            out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "role"))
+            out.reasons.append(f"office swapped: {why}")
+        # A name of the source put where the evidence names someone else (the name check sees only
+        # names the source never uses).
+        best_unit = evidence[0][0]
+        near = " ".join(idx.unit_texts[max(0, best_unit - 1) : best_unit] + idx.unit_texts[best_unit + 1 : best_unit + 2])
+        context = " ".join(u.text for u in ev_units[1:])
+        for s, e, why in C.misplaced_names(text, ev, near, context)[:1]:
+            if all(T.normalize_word(w) in idx.words for w in text[s:e].split()):
+                out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "entity"))
+                out.reasons.append(f"name out of place: {why}")
+        # Claims stronger than the evidence: a quantifier ("all" for "some"), a hedge dropped ("will
+        # reopen" for "could reopen"). Spans and floors only: no fitted feature of their own.
+        ev_all = " ".join(u.text for u in ev_units)
+        for check, reason, label in ((C.scope_overreach, "scope", "scope widened"),
+                                     (C.certainty_shift, "certainty", "hedge dropped")):
+            hit = check(text, ev_all)
+            if hit is not None:
+                s, e, why = hit
+                out.spans.append(Span(base + s, base + e, text[s:e], 1.0, reason))
+                out.reasons.append(f"{label}: {why}")
         cause = C.unsupported_cause(text, idx.unit_texts, [c for c, _ in evidence])
         if cause is not None:
             out.cause = 1.0
