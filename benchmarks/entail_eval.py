@@ -134,7 +134,10 @@ def pairs(args) -> None:
         tok.save_pretrained(WORK / "minilm16")
 
 
-def build_probe(n_per_kind: int, seed: int = 0):
+DEFAULT_PROBE_KINDS = (("negation", 1), ("role", 1), ("cause", 1), ("antonym", 1), ("synonym", 0), ("reorder", 0))
+
+
+def build_probe(n_per_kind: int, seed: int = 0, kinds=DEFAULT_PROBE_KINDS):
     """Synthetic subtle cases (G1's perturbation generator): one sentence of a news article the model never
     trained on -- from the pool's analysis-only sets (QAGS, Falke, CLIFF/Goyal, EntFA: no licence to
     train on, fine to measure with), minus any document whose group is in the training export -- edited
@@ -164,7 +167,6 @@ def build_probe(n_per_kind: int, seed: int = 0):
     keys = sorted(docs)
     rng = random.Random(seed)
     # "passive" is left out: on these articles it mostly yields ungrammatical text (e.g. numbers split).
-    kinds = [("negation", 1), ("role", 1), ("cause", 1), ("antonym", 1), ("synonym", 0), ("reorder", 0)]
     out = []
     for kind, label in kinds:
         got = 0

@@ -4,6 +4,7 @@ the held-out TEST splits.
     python benchmarks/fit_lite.py                      # fit -> halluguard/resources/lite_calibration.json,
                                                        # held-out numbers -> benchmarks/results/lite_heldout.json
     python benchmarks/fit_lite.py --eval-only          # held-out numbers for the calibration file as it is
+    python benchmarks/fit_lite.py --floors-only        # keep the fit; re-measure the checks' floors on dev
     python benchmarks/fit_lite.py --limit 50           # quick smoke run (does not write the calibration)
 
 Dev (fit) splits: FRANK valid, SummEdits non-evaluation rows, FaithBench dev half, XSumFaith dev half
@@ -29,6 +30,7 @@ import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,9 +41,12 @@ TEST_SETS = ["frank:test", "summedits:evaluation", "faithbench-q:test", "faithbe
 SPAN_DEV = ["faithbench-q:dev", "xsumfaith:dev"]
 # Checks whose spans can set a floor under the sentence score, and the sets of floors tried (nested:
 # within noise of the best, the larger set wins).
-CHECKS = ("number", "date", "name", "negation", "role", "cause")
-FLOOR_OPTIONS = ((), ("number", "date"), ("number", "date", "name"), ("number", "date", "name", "role", "cause"),
-                 ("number", "date", "name", "negation", "role", "cause"))
+CHECKS = ("number", "date", "name", "negation", "role", "cause", "entity", "scope", "certainty")
+# The checks added after the first six, tried in every combination on top of them.
+_LATER = ("entity", "scope", "certainty")
+_BASE = ("number", "date", "name", "negation", "role", "cause")
+FLOOR_OPTIONS = ((), ("number", "date"), ("number", "date", "name"), ("number", "date", "name", "role", "cause")) + tuple(
+    _BASE + tuple(c for i, c in enumerate(_LATER) if mask >> i & 1) for mask in range(2 ** len(_LATER)))
 
 
 def extract(verifier, examples, name: str, chunk: int = 64):
@@ -280,6 +285,98 @@ def evaluate(verifier, data, sets, ci: bool = True):
     return results
 
 
+def measure_floors(data: dict) -> dict[str, float]:
+    """For each check, the balanced precision of "the check fired somewhere in the summary", averaged
+    over the dev sets where it fired. A fired check then scores at least that much."""
+    floors = {}
+    for reason in CHECKS:
+        vals = []
+        for name in DEV_SETS:
+            ex, an = data[name]
+            y_ = np.array([e.label for e in ex])
+            fire = np.array([any(sp.reason == reason for sa in pa.sentences for sp in sa.spans) for pa in an])
+            tpr = (fire & (y_ == 1)).sum() / max(1, (y_ == 1).sum())
+            fpr = (fire & (y_ == 0)).sum() / max(1, (y_ == 0).sum())
+            print(f"  {reason} fires on {name}: {fire[y_ == 1].sum()} hallucinated, {fire[y_ == 0].sum()} faithful")
+            if tpr + fpr > 0:
+                vals.append(tpr / (tpr + fpr))
+        floors[reason] = round(float(np.mean(vals)), 4) if vals else 0.0
+    silent = [r for r in CHECKS if floors[r] == 0.0 and r in POOL_CHECKS]
+    if silent:
+        print(f"never fired on dev: {silent}; measuring on the training pool instead")
+        floors.update(pool_floors(silent))
+    print("check floors (measured):", floors)
+    return floors
+
+
+# Checks that may never fire on the dev summaries (a quantifier widened: "all residents" for "some
+# residents"): their floor is measured instead on the licensed, non-synthetic pair rows of the training
+# pool (NLI, fact checking, dialogue; halluguard.pool), where the evidence is one or a few sentences.
+POOL_CHECKS = {"scope": "scope_overreach"}
+
+
+def pool_floors(missing: Sequence[str]) -> dict[str, float]:
+    """Balanced precision of each check in `missing` (a POOL_CHECKS key) on the pool's pair rows."""
+    from halluguard.pool import load_pool
+    from halluguard.pool.filters import ship_only
+    from halluguard.verify import claims as C
+
+    rows = [p for p in ship_only(load_pool()) if p.level == "pair" and not p.synthetic and len(p.premise) <= 3000]
+    n1 = sum(p.label for p in rows)
+    n0 = len(rows) - n1
+    out = {}
+    for reason in missing:
+        check = getattr(C, POOL_CHECKS[reason])
+        fired = [p.label for p in rows if check(p.hypothesis, p.premise) is not None]
+        f1, f0 = sum(fired), len(fired) - sum(fired)
+        tpr, fpr = f1 / max(1, n1), f0 / max(1, n0)
+        out[reason] = round(tpr / (tpr + fpr), 4) if tpr + fpr else 0.0
+        print(f"  {reason} on {len(rows)} licensed pool pairs: fires on {f1} unsupported, {f0} supported -> floor {out[reason]}")
+    return out
+
+
+def choose_floors(cal: dict, cache, data: dict, floors: dict, threshold: float | None = None):
+    """Which floors to use (and, unless `threshold` is given, the threshold): the best mean dev balanced
+    accuracy; within 0.005 of the best (noise) the larger set of floors wins, since a fired check is the
+    most specific flag. Returns (floors used, threshold, mean dev balanced accuracy)."""
+    from halluguard.verify.lite import LiteVerifier
+
+    grid = np.array([threshold]) if threshold is not None else np.linspace(0.05, 0.95, 181)
+    y_by = {n: np.array([e.label for e in data[n][0]]) for n in DEV_SETS}
+    options = []
+    for use in FLOOR_OPTIONS:
+        v_tmp = LiteVerifier(calibration={**cal, "threshold": 0.5, "check_floors": {k: floors[k] for k in use}},
+                             embed_cache=cache)
+        s_by = {n: np.array([v_tmp._report(pa).score for pa in data[n][1]], dtype=float) for n in DEV_SETS}
+        vals = [mean_bacc(s_by, y_by, t) for t in grid]
+        options.append((max(vals), len(use), use, float(grid[int(np.argmax(vals))])))
+        print(f"  floors {use or 'none'}: threshold {options[-1][3]:.3f}, mean dev balanced accuracy {max(vals):.4f}")
+    top = max(o[0] for o in options)
+    best_ba, _, use, thr = max((o for o in options if o[0] >= top - 0.005), key=lambda o: o[1])
+    return use, thr, best_ba
+
+
+def refit_floors(base: dict, cache, data: dict, args):
+    """--floors-only: the shipped calibration with its check floors re-measured on dev and the set of
+    floors re-chosen at its own threshold; everything else (weights, threshold, spans, band) kept."""
+    from halluguard.verify.lite import LiteVerifier
+
+    cal = dict(base)
+    floors = measure_floors(data)
+    use, _, ba = choose_floors(cal, cache, data, floors, threshold=float(cal["threshold"]))
+    cal["check_floors"] = {k: floors[k] for k in use}
+    print(f"floors {use} at threshold {cal['threshold']}: mean dev balanced accuracy {ba:.4f}")
+    dev_metrics = evaluate(LiteVerifier(calibration=cal, embed_cache=cache), data, DEV_SETS, ci=False)
+    cal["dev_metrics"] = {n: {k: dev_metrics[n][k] for k in ("balanced_accuracy", "f1", "roc_auc", "span_f1")
+                              if k in dev_metrics[n]} for n in DEV_SETS}
+    cal["floors_at"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    cal["floors_command"] = "python benchmarks/fit_lite.py --floors-only"
+    if args.limit is None:
+        Path(args.out).write_text(json.dumps(cal, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+    return LiteVerifier(calibration=cal, embed_cache=cache)
+
+
 def fit_reworded(cal: dict, cache, data: dict, y_by: dict, span_prevalence: float, min_gain: float = 0.002,
                  max_span_loss: float = 0.005) -> dict | None:
     """The abstention band for paraphrases (LiteVerifier.is_reworded): the (min_sim, min_novel) that
@@ -317,6 +414,9 @@ def fit_reworded(cal: dict, cache, data: dict, y_by: dict, span_prevalence: floa
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--eval-only", action="store_true", help="do not fit; evaluate the current calibration")
+    ap.add_argument("--floors-only", action="store_true",
+                    help="keep weights, threshold, span settings and reworded band; re-measure on dev the floor of each "
+                         "check (for a change to claims.py that adds a check but no feature)")
     ap.add_argument("--limit", type=int, default=None, help="examples per set (smoke runs; never written)")
     ap.add_argument("--cache", default="/tmp/halluguard_lite_emb.npz", help="embedding cache file")
     ap.add_argument("--out", default=str(ROOT / "halluguard" / "resources" / "lite_calibration.json"))
@@ -357,7 +457,9 @@ def main(argv=None):
         data[name] = (ex, cached_extract(verifier, ex, name, args.limit))
     cache.save()
 
-    if not args.eval_only:
+    if args.floors_only and not args.eval_only:
+        verifier = refit_floors(base, cache, data, args)
+    elif not args.eval_only:
         names, ys, bag_list = [], [], []
         for name in DEV_SETS:
             ex, an = data[name]
@@ -373,39 +475,13 @@ def main(argv=None):
 
         cal = dict(base)
         cal.update({"weights": [round(float(x), 5) for x in weights], "bias": round(bias, 5)})
-        # Check floors: for number / date / name / negation, the balanced precision of "the check fired somewhere in
-        # the summary", averaged over the dev sets. A fired check then scores at least that much.
-        floors = {}
-        for reason in CHECKS:
-            vals = []
-            for name in DEV_SETS:
-                ex, an = data[name]
-                y_ = np.array([e.label for e in ex])
-                fire = np.array([any(sp.reason == reason for sa in pa.sentences for sp in sa.spans) for pa in an])
-                tpr = (fire & (y_ == 1)).sum() / max(1, (y_ == 1).sum())
-                fpr = (fire & (y_ == 0)).sum() / max(1, (y_ == 0).sum())
-                if tpr + fpr > 0:
-                    vals.append(tpr / (tpr + fpr))
-            floors[reason] = round(float(np.mean(vals)), 4) if vals else 0.0
-        print("check floors (measured):", floors)
-        # Which floors to use, and the threshold: the best mean dev balanced accuracy; within 0.005 of
-        # the best (noise) the larger set of floors wins, since a fired check is the most specific flag.
-        grid = np.linspace(0.05, 0.95, 181)
-        y_by = {n: np.array([e.label for e in data[n][0]]) for n in DEV_SETS}
-        options = []
-        for use in FLOOR_OPTIONS:
-            v_tmp = LiteVerifier(calibration={**cal, "threshold": 0.5, "check_floors": {k: floors[k] for k in use}},
-                                 embed_cache=cache)
-            s_by = {n: np.array([v_tmp._report(pa).score for pa in data[n][1]], dtype=float) for n in DEV_SETS}
-            vals = [mean_bacc(s_by, y_by, t) for t in grid]
-            options.append((max(vals), len(use), use, float(grid[int(np.argmax(vals))])))
-            print(f"  floors {use or 'none'}: threshold {options[-1][3]:.3f}, mean dev balanced accuracy {max(vals):.4f}")
-        top = max(o[0] for o in options)
-        best_ba, _, use, thr = max((o for o in options if o[0] >= top - 0.005), key=lambda o: o[1])
+        floors = measure_floors(data)
+        use, thr, best_ba = choose_floors(cal, cache, data, floors)
         cal["check_floors"] = {k: floors[k] for k in use}
         print(f"threshold {thr:.3f}, floors {use}: mean dev balanced accuracy {best_ba:.4f}")
 
         cal["threshold"] = round(thr, 4)
+        y_by = {n: np.array([e.label for e in data[n][0]]) for n in DEV_SETS}
         cal["reworded"] = None  # fitted below, once the span settings are known
         # Span settings: which novel words become spans, when to flag the whole sentence instead.
         best = None
@@ -442,7 +518,8 @@ def main(argv=None):
         if args.limit is None:
             Path(args.results).parent.mkdir(parents=True, exist_ok=True)
             out = {"calibration": verifier.calibration.get("fitted_on"), "fitted_at": verifier.calibration.get("fitted_at"),
-                   "command": "python benchmarks/fit_lite.py" + (" --eval-only" if args.eval_only else ""),
+                   "command": "python benchmarks/fit_lite.py" + (" --eval-only" if args.eval_only else
+                                                                " --floors-only" if args.floors_only else ""),
                    "results": res}
             Path(args.results).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
             print(f"wrote {args.results}")
