@@ -270,36 +270,26 @@ STADIUM = (
     ],
 )
 def test_lite_flags_stronger_claims(lite, summary, flagged, reason):
-    """Offices, names out of place, quantifiers and hedges: each check's span and reason, and its measured floor lifts the
-    sentence over the threshold (floors in lite_calibration.json, from fit_lite.py --floors-only)."""
+    """Offices, names out of place, quantifiers and hedges: each check's span and reason, and its measured
+    floor lifts the sentence over the threshold (lite_calibration.json, from fit_lite.py --floors-only)."""
     r = lite.verify(STADIUM, summary)
     assert r.label == "hallucinated", r
     assert any(sp.text == flagged and sp.reason == reason for sp in r.spans), r.spans
 
 
 @pytest.mark.parametrize(
-    "summary",
+    "source,summary",
     [
-        "Reed, the mayor, pushed for the delay because of a $40 million budget gap.",
-        "Officials said building work could restart in 2026.",
-        "Some residents were pleased with the decision.",
+        (COUNCIL, "The council pushed the vote on the stadium back to March."),
+        (COUNCIL, "Maria Lopez proposed the plan and James Reed opposed it."),
+        (COUNCIL, "Acme shares climbed 8 percent on Monday."),
+        (STADIUM, "Reed, the mayor, pushed for the delay because of a $40 million budget gap."),  # a cited reason
+        (STADIUM, "Officials said building work could restart in 2026."),  # the hedge kept
+        (STADIUM, "Some residents were pleased with the decision."),
     ],
 )
-def test_lite_leaves_hedged_and_cited_rewordings_alone(lite, summary):
-    r = lite.verify(STADIUM, summary)
-    assert r.label != "hallucinated", r
-
-
-@pytest.mark.parametrize(
-    "summary",
-    [
-        "The council pushed the vote on the stadium back to March.",
-        "Maria Lopez proposed the plan and James Reed opposed it.",
-        "Acme shares climbed 8 percent on Monday.",
-    ],
-)
-def test_lite_leaves_faithful_rewordings_unflagged(lite, summary):
-    r = lite.verify(COUNCIL, summary)
+def test_lite_leaves_faithful_rewordings_unflagged(lite, source, summary):
+    r = lite.verify(source, summary)
     assert r.label != "hallucinated", r
     assert r.spans == []
 

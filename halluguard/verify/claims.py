@@ -270,9 +270,8 @@ def office_swaps(sentence: str, source_offices: list[tuple[frozenset[str], froze
             k = m.start - 1
             while k >= 0 and _joined(sentence, toks, k) and toks[k].text.lower() in _OFFICES and m.start - k <= 2:
                 s, k = toks[k].start, k - 1
-            office = sorted(said)[0]
-            out.append((s, toks[m.end - 1].end, f"the source's {office} is not {m.text} (the source calls "
-                                                f"{m.text} {sorted(own)[0]})"))
+            why = f"the source's {min(said)} is not {m.text} (the source calls {m.text} {min(own)})"
+            out.append((s, toks[m.end - 1].end, why))
     return out
 
 
@@ -438,14 +437,14 @@ def _hedged_stems(text: str, toks: Sequence[T.Token]) -> dict[str, tuple[str, bo
             continue  # "could you take ...": a request; "could not show": a negation (polarity's job)
         to_next = i + 1 < len(toks) and toks[i + 1].text.lower() == "to"
         if lw in _EPISTEMIC and not (lw == "may" and w[0].isupper()):
-            k, intent = i + 1, False
+            first, intent = i + 1, False
         elif lw in _EPISTEMIC_TO and to_next:
-            k, intent = i + 2, False
+            first, intent = i + 2, False
         elif lw in _INTENT and to_next:
-            k, intent = i + 2, True
+            first, intent = i + 2, True
         else:
             continue
-        for k in range(k, min(len(toks), k + 4)):
+        for k in range(first, min(len(toks), first + 4)):
             if re.search(r"[.;:!?,\"\u201c\u201d()]", text[toks[k - 1].end : toks[k].start]):
                 break
             word = toks[k].text
@@ -466,7 +465,7 @@ def certainty_shift(sentence: str, evidence: str, min_coverage: float = 0.7) -> 
     let pass) and otherwise matches the evidence.
     Returns (start, end, reason) in `sentence`: the stated word."""
     s_toks = T.tokenize(sentence)
-    if any(t.text.lower() in _SENTENCE_HEDGE and not (t.text == "May") for t in s_toks):
+    if any(t.text.lower() in _SENTENCE_HEDGE and t.text != "May" for t in s_toks):
         return None
     e_toks = T.tokenize(evidence)
     hedged = _hedged_stems(evidence, e_toks)
