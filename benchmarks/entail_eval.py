@@ -326,16 +326,9 @@ def _report_sets(scores_by, labels_by, thr, data, sets):
 def _fit_variant(bags_by, cols, free, floor_map, label):
     """lite's MIL fit (fit_lite.fit_mil) on the dev splits over feature columns `cols`; threshold = best
     mean dev balanced accuracy; every test split reported with that threshold."""
-    from fit_lite import DEV_SETS, TEST_SETS, fit_mil, mean_bacc, set_weights
+    from fit_lite import DEV_SETS, TEST_SETS, fit_dev, mean_bacc
 
-    names, ys, bags = [], [], []
-    for n in DEV_SETS:
-        y, bl, _ = bags_by[n]
-        names += [n] * len(y)
-        ys += list(y)
-        bags += [None if x is None else x[:, cols] for x in bl]
-    y = np.array(ys)
-    w, b, _ = fit_mil(bags, y, set_weights(names, y), free)
+    w, b, _ = fit_dev(bags_by, free, cols=cols)
     sc = {n: _scores([None if x is None else x[:, cols] for x in bags_by[n][1]], bags_by[n][2], w, b, floor_map)
           for n in bags_by}
     lab = {n: bags_by[n][0] for n in bags_by}

@@ -41,10 +41,10 @@ TEST_SETS = ["frank:test", "summedits:evaluation", "faithbench-q:test", "faithbe
 SPAN_DEV = ["faithbench-q:dev", "xsumfaith:dev"]
 # Checks whose spans can set a floor under the sentence score, and the sets of floors tried (nested:
 # within noise of the best, the larger set wins).
-CHECKS = ("number", "date", "name", "negation", "role", "cause", "entity", "scope", "certainty")
+_BASE = ("number", "date", "name", "negation", "role", "cause")
 # The checks added after the first six, tried in every combination on top of them.
 _LATER = ("entity", "scope", "certainty")
-_BASE = ("number", "date", "name", "negation", "role", "cause")
+CHECKS = _BASE + _LATER
 FLOOR_OPTIONS = ((), ("number", "date"), ("number", "date", "name"), ("number", "date", "name", "role", "cause")) + tuple(
     _BASE + tuple(c for i, c in enumerate(_LATER) if mask >> i & 1) for mask in range(2 ** len(_LATER)))
 
@@ -186,6 +186,20 @@ def fit_mil(bag_list, y, w, free, l2=1e-4):
     theta0 = np.r_[np.full(d, 0.5), -1.0]
     res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000})
     return res.x[:d], float(res.x[d]), float(res.fun)
+
+
+def fit_dev(bags_by: dict, free, cols=None, extra=None, l2: float = 1e-4):
+    """`fit_mil` on the DEV_SETS together, each set weighted equally (`set_weights`). `bags_by[name]`
+    starts with (labels, per-example feature bags); `cols` keeps those feature columns (all when None).
+    Returns (weights, bias, loss)."""
+    names, ys, bag_list = [], [], []
+    for n in DEV_SETS:
+        y, bl = bags_by[n][0], bags_by[n][1]
+        names += [n] * len(y)
+        ys += list(y)
+        bag_list += [b if b is None or cols is None else b[:, cols] for b in bl]
+    y = np.array(ys)
+    return fit_mil(bag_list, y, set_weights(names, y, extra), free, l2=l2)
 
 
 def set_weights(names, y, extra=None):
@@ -460,17 +474,10 @@ def main(argv=None):
     if args.floors_only and not args.eval_only:
         verifier = refit_floors(base, cache, data, args)
     elif not args.eval_only:
-        names, ys, bag_list = [], [], []
-        for name in DEV_SETS:
-            ex, an = data[name]
-            names += [name] * len(ex)
-            ys += [e.label for e in ex]
-            bag_list += bags(an)
-        y = np.array(ys)
         extra = {k: float(v) for k, v in (kv.split("=") for kv in args.set_weight)}
-        w = set_weights(names, y, extra)
         free = [f == "log_len" for f in FEATURES]  # length may lower or raise the score
-        weights, bias, loss = fit_mil(bag_list, y, w, free, l2=args.l2)
+        bags_by = {n: ([e.label for e in data[n][0]], bags(data[n][1])) for n in DEV_SETS}
+        weights, bias, loss = fit_dev(bags_by, free, extra=extra, l2=args.l2)
         print("weights:", dict(zip(FEATURES, np.round(weights, 3))), "bias", round(bias, 3), "loss", round(loss, 4))
 
         cal = dict(base)

@@ -252,18 +252,11 @@ def _lite_data(cache: str, extra=None):
 
 def _fit_and_report(data, cols, free, label):
     """lite's MIL fit on dev over feature columns `cols`; threshold = max mean dev balanced accuracy."""
-    from fit_lite import DEV_SETS, TEST_SETS, fit_mil, mean_bacc, set_weights
+    from fit_lite import DEV_SETS, TEST_SETS, fit_dev, mean_bacc
 
     from halluguard.metrics import balanced_accuracy, roc_auc
 
-    names, ys, bags = [], [], []
-    for n in DEV_SETS:
-        y, bl, _ = data[n]
-        names += [n] * len(y)
-        ys += list(y)
-        bags += [None if b is None else b[:, cols] for b in bl]
-    y = np.array(ys)
-    wt, b, _ = fit_mil(bags, y, set_weights(names, y), free)
+    wt, b, _ = fit_dev(data, free, cols=cols)
 
     def score(bl):
         return np.array([np.nan if x is None else float(np.max(x[:, cols] @ wt + b)) for x in bl])

@@ -610,17 +610,16 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
 
     ev_sents, ctx_sents = sentences(evidence), sentences(context)
 
-    def anchored(sents, pole: frozenset[str], anchors: set[str], converse_of: int | None = None) -> list[tuple[int, Token]]:
-        """Pole words with how many of the anchors stand near each (at least one, unless no anchors).
-        With `converse_of` (a summary token index), comparatives that say the same thing the other way
-        round ("Asia stronger than Europe" / "Europe weaker than Asia") are left out."""
+    def anchored(sents, pole: frozenset[str], anchors: set[str]) -> list[tuple[int, list[Token], int]]:
+        """Pole words as (how many anchors stand near it, its sentence's tokens, its index there): at
+        least one anchor, unless there are none."""
         out_ = []
         for toks, stems in sents:
             for k, st in enumerate(stems):
                 if st in pole:
                     near = {stems[m] for m in range(max(0, k - window), min(len(stems), k + window + 1))} & anchors
-                    if (near or not anchors) and not (converse_of is not None and _converse(sum_toks, converse_of, toks, k)):
-                        out_.append((len(near), toks[k]))
+                    if near or not anchors:
+                        out_.append((len(near), toks, k))
         return out_
 
     out = []
@@ -632,16 +631,17 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
                    if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES}
         for own, opp in entries:
             same = anchored(ev_sents, own, anchors) + anchored(ctx_sents, own, anchors)
-            hits = anchored(ev_sents, opp, anchors, converse_of=i)
-            if len(hits) < len(anchored(ev_sents, opp, anchors)):
-                break  # the evidence says it the other way round: the same claim
+            hits = anchored(ev_sents, opp, anchors)
+            if any(_converse(sum_toks, i, toks, k) for _, toks, k in hits):
+                break  # "Europe weaker than Asia" for "Asia stronger than Europe": the same claim
             # The pole word nearest more of the sentence's own words speaks to it: in "revenue was up 8
             # percent, while profit fell 3 percent", "fell" (profit, 3, percent) and not "up" (percent)
             # is what "profit rose 3 percent" is about. A tie counts as support.
-            if same and (not hits or max(n for n, _ in same) >= max(n for n, _ in hits)):
+            if same and (not hits or max(h[0] for h in same) >= max(h[0] for h in hits)):
                 break  # the evidence says the same thing
             if hits:
-                out.append((tok, max(hits, key=lambda h: h[0])[1].text))
+                _, toks, k = max(hits, key=lambda h: h[0])
+                out.append((tok, toks[k].text))
                 break
     return out
 

@@ -228,13 +228,18 @@ _OFFICES = frozenset(
 _OFFICE_ALIAS = {"councilor": "councillor", "rep": "representative", "chairwoman": "chairman", "chair": "chairman"}
 
 
+def _office_lead(text: str, toks: Sequence[T.Token], m: Mention) -> int:
+    """Index of the first of up to two office words written right before a name ("the chief executive
+    Tim Cook" -> "chief"); m.start when there are none."""
+    k = m.start
+    while k > 0 and m.start - k < 2 and _joined(text, toks, k - 1) and toks[k - 1].text.lower() in _OFFICES:
+        k -= 1
+    return k
+
+
 def _offices(text: str, toks: Sequence[T.Token], m: Mention) -> frozenset[str]:
     """The offices written in or right before a name: "Mayor Ana Reed", "the mayor Ana Reed"."""
-    words = [t.text.lower() for t in toks[m.start : m.end]]
-    k = m.start - 1
-    while k >= 0 and _joined(text, toks, k) and toks[k].text.lower() in _OFFICES and m.start - k <= 2:
-        words.append(toks[k].text.lower())
-        k -= 1
+    words = [t.text.lower() for t in toks[_office_lead(text, toks, m) : m.end]]
     return frozenset(_OFFICE_ALIAS.get(w, w) for w in words if w in _OFFICES)
 
 
@@ -264,14 +269,9 @@ def office_swaps(sentence: str, source_offices: list[tuple[frozenset[str], froze
         own = frozenset().union(*(o for keys, o in source_offices if _same(keys, m.keys)))
         if not own or not said.isdisjoint(own):
             continue
-        holders = [keys for keys, o in source_offices if not said.isdisjoint(o) and not _same(keys, m.keys)]
-        if holders:
-            s = min(t.start for t in toks[m.start : m.end])
-            k = m.start - 1
-            while k >= 0 and _joined(sentence, toks, k) and toks[k].text.lower() in _OFFICES and m.start - k <= 2:
-                s, k = toks[k].start, k - 1
+        if any(not said.isdisjoint(o) and not _same(keys, m.keys) for keys, o in source_offices):
             why = f"the source's {min(said)} is not {m.text} (the source calls {m.text} {min(own)})"
-            out.append((s, toks[m.end - 1].end, why))
+            out.append((toks[_office_lead(sentence, toks, m)].start, toks[m.end - 1].end, why))
     return out
 
 

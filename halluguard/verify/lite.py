@@ -21,9 +21,8 @@ How it decides, per summary sentence:
    negation flipped against evidence with the same words ("did not postpone" / "voted to postpone"),
    swapped roles ("Reed proposed ..., Lopez opposed" / the reverse) or offices ("Mayor Tom Lopez" where
    the source's mayor is Reed), a name of the source put where the evidence names someone else, a
-   cause the source does not state ("rose 8 percent because investors
-   welcomed ..."), a wider scope ("all residents" / "some residents") and a hedge dropped ("will
-   reopen" / "could reopen").
+   cause the source does not state ("rose 8 percent because investors welcomed ..."), a wider scope
+   ("all residents" / "some residents") and a hedge dropped ("will reopen" / "could reopen").
 3. A logistic model over a handful of sentence features (alignment gap, novel-content ratios,
    mismatch counts) gives the sentence score; the summary score is the largest sentence score.
    Weights and the threshold come from `halluguard/resources/lite_calibration.json`, fitted by
@@ -450,7 +449,6 @@ class LiteVerifier(Verifier):
         order = np.argsort(-sims) if len(sims) else np.zeros(0, dtype=int)
         evidence = [(cands[i], float(sims[i])) for i in order[:2]]
         best = float(sims[order[0]]) if len(sims) else 0.0
-        ev_units = [idx.units[c] for c, _ in evidence]
         ev_stems: set[str] = set()
         for c in cands:
             ev_stems |= idx.unit_stems[c]
@@ -561,7 +559,8 @@ class LiteVerifier(Verifier):
         self, seg: T.Segment, evidence: list[tuple[int, float]], best: float, idx: _SourceIndex,
     ) -> _Meaning:
         """Checks of what the sentence claims against its evidence, beyond its words: negation, opposites
-        ("rose" / "fell"), polarity flips, swapped roles and invented causes (halluguard.verify.claims)."""
+        ("rose" / "fell"), polarity flips, swapped roles, invented causes and the stronger claims of
+        `_stronger_claims` (halluguard.verify.claims)."""
         out = _Meaning()
         ev_units = [idx.units[c] for c, _ in evidence]
         if not ev_units or _META.search(seg.text):
@@ -587,35 +586,15 @@ class LiteVerifier(Verifier):
                 tok, ev_word = opposites[0]
                 out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "negation"))
                 out.reasons.append(f"{tok.text!r} where the evidence says {ev_word!r}")
-        swaps = C.role_swaps(text, " ".join(u.text for u in ev_units))
+        ev_all = " ".join(u.text for u in ev_units)
+        swaps = C.role_swaps(text, ev_all)
         if swaps:
             out.role_swap = 1.0
             tok, said, source_says = swaps[0]
             out.spans.append(Span(base + tok.start, base + tok.end, tok.text, 1.0, "role"))
             out.reasons.append(f"roles swapped: in the source {source_says!r}, not {said!r}, is the one who "
                                f"{tok.text!r}")
-        for s, e, why in C.office_swaps(text, idx.offices)[:1]:
-            out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "role"))
-            out.reasons.append(f"office swapped: {why}")
-        # A name of the source put where the evidence names someone else (the name check sees only
-        # names the source never uses).
-        best_unit = evidence[0][0]
-        near = " ".join(idx.unit_texts[max(0, best_unit - 1) : best_unit] + idx.unit_texts[best_unit + 1 : best_unit + 2])
-        context = " ".join(u.text for u in ev_units[1:])
-        for s, e, why in C.misplaced_names(text, ev, near, context)[:1]:
-            if all(T.normalize_word(w) in idx.words for w in text[s:e].split()):
-                out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "entity"))
-                out.reasons.append(f"name out of place: {why}")
-        # Claims stronger than the evidence: a quantifier ("all" for "some"), a hedge dropped ("will
-        # reopen" for "could reopen"). Spans and floors only: no fitted feature of their own.
-        ev_all = " ".join(u.text for u in ev_units)
-        for check, reason, label in ((C.scope_overreach, "scope", "scope widened"),
-                                     (C.certainty_shift, "certainty", "hedge dropped")):
-            hit = check(text, ev_all)
-            if hit is not None:
-                s, e, why = hit
-                out.spans.append(Span(base + s, base + e, text[s:e], 1.0, reason))
-                out.reasons.append(f"{label}: {why}")
+        self._stronger_claims(out, seg, evidence, idx)
         cause = C.unsupported_cause(text, idx.unit_texts, [c for c, _ in evidence])
         if cause is not None:
             out.cause = 1.0
@@ -623,6 +602,29 @@ class LiteVerifier(Verifier):
             out.spans.append(Span(base + s, base + e, text[s:e], 1.0, "cause"))
             out.reasons.append(f"cause {text[s:e]!r} not stated by the source")
         return out
+
+    @staticmethod
+    def _stronger_claims(out: _Meaning, seg: T.Segment, evidence: list[tuple[int, float]], idx: _SourceIndex) -> None:
+        """Claims that reuse the source's words but say more than it does: another person's office, a
+        name of the source where the evidence names someone else (the name check sees only names the
+        source never uses), a quantifier widened ("all" for "some"), a hedge dropped ("will reopen" for
+        "could reopen"). Spans and floors only: none has a fitted feature of its own."""
+        base, text = seg.start, seg.text
+        units = [idx.units[c].text for c, _ in evidence]
+        found = [(s, e, "role", f"office swapped: {why}") for s, e, why in C.office_swaps(text, idx.offices)[:1]]
+        best_unit = evidence[0][0]
+        near = " ".join(idx.unit_texts[max(0, best_unit - 1) : best_unit] + idx.unit_texts[best_unit + 1 : best_unit + 2])
+        found += [(s, e, "entity", f"name out of place: {why}")
+                  for s, e, why in C.misplaced_names(text, units[0], near, " ".join(units[1:]))[:1]
+                  if all(T.normalize_word(w) in idx.words for w in text[s:e].split())]
+        for check, reason, label in ((C.scope_overreach, "scope", "scope widened"),
+                                     (C.certainty_shift, "certainty", "hedge dropped")):
+            hit = check(text, " ".join(units))
+            if hit is not None:
+                found.append((hit[0], hit[1], reason, f"{label}: {hit[2]}"))
+        for s, e, reason, why in found:
+            out.spans.append(Span(base + s, base + e, text[s:e], 1.0, reason))
+            out.reasons.append(why)
 
     # -- scoring --------------------------------------------------------------------------------
 
