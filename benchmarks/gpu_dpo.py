@@ -9,8 +9,10 @@
 Each config prints one `RESULT {...}` line (and appends it to --out). Config syntax: MODE:SEQ[:PAIRS[:STEPS]],
 PAIRS an integer or `auto` (the planner's micro-batch for --cap-gb), STEPS overriding --steps. MODE is
 `stock` (b), `two_model` (a), `fit`, `fast`, `long`, `stock+LEVER[+LEVER...]` with LEVER in offload, embcpu,
-split, share, expandable, adam8bit, precompute, nogc, tile, segment, stash2 (halluguard's trainer with those
-levers on top of stock), or stage A: `sft_stock` (TRL's SFTTrainer) / `sft_long` (HalluguardSFTConfig).
+split, share, expandable, adam8bit, precompute, nogc, tile, segment, stash2, tile4096, gpuemb, noskip
+(halluguard's trainer with those levers on top of stock; `long+LEVER...` on top of long), or stage A:
+`sft_stock` (TRL's SFTTrainer) / `sft_long[+LEVER...]` (HalluguardSFTConfig). `noskip` runs the tiled
+MLPs' checkpoint recompute as the code before the recompute skip did (an A/B in one run).
 `--probe-attention` first records which SDPA kernels run the architecture's attention (long documents:
 `--arch llama31_8b`, a 128k context). Between configs the LoRA is unloaded,
 patches are removed and the cache emptied; `base_alloc_gib` in each result shows the memory the
@@ -181,7 +183,21 @@ LEVERS = {
     "tile": {"mlp_tile_tokens": 2048},
     "segment": {"segmented_attention": True},
     "stash2": {"offload_stash_size": 2},
+    "tile4096": {"mlp_tile_tokens": 4096},
+    "gpuemb": {"embeddings_on_cpu": False},
+    # benchmark-only A/B: the tiled MLPs run the tiles in the checkpoint recompute too (the code before the
+    # recompute skip, halluguard.train.tiling), so one run measures both
+    "noskip": {},
 }
+
+
+def parse_levers(mode: str) -> dict:
+    levers = {}
+    for lever in mode.split("+")[1:]:
+        if lever not in LEVERS:
+            raise ValueError(f"unknown lever {lever!r} in {mode!r}; choose from {sorted(LEVERS)}")
+        levers.update(LEVERS[lever])
+    return levers
 
 
 def cleanup(model, base_state):
@@ -238,18 +254,13 @@ def stage_config(mode: str, common: dict):
         return DPOConfig(**common), DPOTrainer, planner.StageBSettings.profile("stock"), True
     if mode == "sft_stock":
         return SFTConfig(**common), SFTTrainer, planner.StageBSettings.profile("stock"), False
-    if mode.startswith("sft_"):  # sft_long
-        args = HalluguardSFTConfig(**common, memory_profile=mode[4:])
+    if mode.startswith("sft_"):  # sft_long[+LEVER...]
+        args = HalluguardSFTConfig(**{**common, **parse_levers(mode)}, memory_profile=mode[4:].split("+")[0])
         return args, HalluguardSFTTrainer, planner.StageBSettings.from_dpo_config(args), False
-    if mode in ("fit", "fast", "long"):
-        args = HalluguardDPOConfig(**common, memory_profile=mode)
+    if mode.split("+")[0] in ("fit", "fast", "long"):
+        args = HalluguardDPOConfig(**{**common, **parse_levers(mode)}, memory_profile=mode.split("+")[0])
     elif mode.startswith("stock+"):
-        levers = {}
-        for lever in mode.split("+")[1:]:
-            if lever not in LEVERS:
-                raise ValueError(f"unknown lever {lever!r} in {mode!r}; choose from {sorted(LEVERS)}")
-            levers.update(LEVERS[lever])
-        args = HalluguardDPOConfig(**{**common, **levers}, memory_profile="stock")
+        args = HalluguardDPOConfig(**{**common, **parse_levers(mode)}, memory_profile="stock")
     else:
         raise ValueError(f"unknown mode {mode!r}")
     return args, HalluguardDPOTrainer, planner.StageBSettings.from_dpo_config(args), True
@@ -290,6 +301,10 @@ def run_trainer(model, tok, arch, mode, seq, pairs_arg, idx, cap_gb, steps, out_
     t_init = time.time()
     trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lora_config())
     init_s = time.time() - t_init
+    if "+noskip" in mode:
+        for mlp_forward in (m.__dict__.get("forward") for m in model.modules()):
+            if isinstance(mlp_forward, tiling._TiledForward):
+                mlp_forward.skip_recompute = False
     ex = trainer.train_dataset[0]
     if preference:
         example_len = len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"]))

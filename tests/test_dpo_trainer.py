@@ -14,7 +14,7 @@ pytest.importorskip("trl")
 
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 from trl import DPOConfig, DPOTrainer
 
 from halluguard.train.dpo import (
@@ -26,6 +26,7 @@ from halluguard.train.dpo import (
     offload_input_embeddings,
     restore_input_embeddings,
 )
+from halluguard.train import tiling
 from halluguard.train.tiling import SEGMENTED_ATTENTION, _TiledForward
 
 LOSS_ATOL = 1e-5
@@ -65,6 +66,9 @@ def common(tmp_path, **kw) -> dict:
 
 
 def loss_and_grads(trainer) -> tuple[float, dict[str, torch.Tensor]]:
+    if trainer.args.gradient_checkpointing:  # the Trainer turns it on in train(), not in __init__
+        trainer.model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=trainer.args.activation_checkpointing_kwargs)
     trainer.model.train()
     batch = next(iter(trainer.get_train_dataloader()))
     inputs = trainer._prepare_inputs(batch)
@@ -114,7 +118,11 @@ def test_loss_and_lora_grads_match_stock_trl(stock_result, levers, tiny_llama_pa
     if levers.get("embeddings_on_cpu"):
         assert ours.embeddings_offloaded
         assert isinstance(ours.model.get_base_model().get_input_embeddings(), CPUOffloadedEmbedding)
+    tiling.CALLS.clear()
     loss, grads = loss_and_grads(ours)
+    if levers.get("mlp_tile_tokens") and levers.get("gradient_checkpointing"):
+        # the recompute skipped the tiles (Llama layers), the backward ran them
+        assert tiling.CALLS["tiled_mlp_recompute_skipped"] > 0, tiling.CALLS
     if levers.get("share_prompt"):
         calls = ours.shared_prompt_calls()
         assert calls["shared"] == 2 and calls["plain"] == 0, calls  # policy + reference forward, both shared
@@ -225,7 +233,6 @@ def test_gpu_4bit_fit_levers_match_stock_trl(tmp_path, profile):
     embeddings on CPU, 8k vocabulary tiles) and the long ones (plus 128-token MLP tiles and segmented
     attention through SDPA's kernels) against stock TRL on the same batch. bf16 tolerance:
     |loss difference| <= 5e-3 and each LoRA gradient within 5 % (relative L2) of stock's."""
-    from halluguard.train import tiling
     from transformers import BitsAndBytesConfig, LlamaConfig
 
     vocab = 2048
@@ -326,3 +333,73 @@ def test_tiled_mlp_matches_untiled_and_keeps_its_recompute_out_of_outer_hooks():
         n_forward = len(packed)
         y.backward(g)
     assert n_forward == 1 and len(packed) == 1  # only x, saved once in the forward
+
+
+@pytest.mark.parametrize("reentrant", [False, True], ids=["non_reentrant", "reentrant"])
+def test_tiled_mlp_skips_its_checkpoint_recompute_with_the_same_gradients(tiny_llama_path, reentrant):
+    """In a Llama layer (`residual + mlp(norm(h))`) the checkpoint's recompute of a tiled MLP returns zeros
+    instead of running the tiles (its values feed nothing the backward reads); loss and every gradient stay
+    those of the untiled, checkpointed model, for both of torch's checkpoint implementations."""
+
+    def loss_and_grads(tile):
+        model = AutoModelForCausalLM.from_pretrained(tiny_llama_path)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+        model.train()
+        if tile:
+            assert tiling.tile_mlps(model, tile) == len(model.model.layers)
+        ids = torch.randint(0, model.config.vocab_size, (2, 23), generator=torch.Generator().manual_seed(0))
+        tiling.CALLS.clear()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        return float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, \
+            dict(tiling.CALLS)
+
+    ref_loss, ref_grads, _ = loss_and_grads(None)
+    loss, grads, calls = loss_and_grads(5)
+    layers = AutoConfig.from_pretrained(tiny_llama_path).num_hidden_layers
+    # every layer: one computed forward, one skipped recompute (the backward runs the tiles itself)
+    assert calls == {"tiled_mlp": layers, "tiled_mlp_recompute_skipped": layers}, calls
+    assert abs(loss - ref_loss) <= LOSS_ATOL and grads.keys() == ref_grads.keys()
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=GRAD_RTOL, atol=GRAD_ATOL, msg=name)
+
+
+def test_tiled_mlp_computes_its_recompute_where_the_layer_reads_the_mlp_output():
+    """A layer with a norm after the MLP (Gemma, OLMo2) saves the MLP output for its backward: there the
+    recompute must run the tiles. tile_mlps leaves the skip off for layers outside RESIDUAL_MLP_LAYERS, and
+    forcing it on would change the gradients (why the list is an allow-list)."""
+    from torch import nn
+    from torch.utils.checkpoint import checkpoint
+
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up_proj, self.down_proj = nn.Linear(8, 16), nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.down_proj(torch.relu(self.up_proj(x)))
+
+    class PostNormLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.self_attn, self.mlp, self.post_feedforward_layernorm = nn.Identity(), MLP(), nn.LayerNorm(8)
+
+        def forward(self, h):
+            return h + self.post_feedforward_layernorm(self.mlp(h))
+
+    def grads(layer, x):
+        layer.zero_grad()
+        checkpoint(layer, x, use_reentrant=False).pow(2).sum().backward()
+        return [p.grad.clone() for p in layer.parameters()]
+
+    torch.manual_seed(0)
+    layer, x = PostNormLayer(), torch.randn(1, 23, 8, requires_grad=True)
+    ref = grads(layer, x)
+    assert tiling.tile_mlps(layer, 5) == 1 and layer.mlp.forward.skip_recompute is False
+    tiling.CALLS.clear()
+    for a, b in zip(grads(layer, x), ref):
+        torch.testing.assert_close(a, b)
+    assert tiling.CALLS == {"tiled_mlp": 2}  # the forward and the recompute both ran the tiles
+    layer.mlp.forward.skip_recompute = True
+    assert any(not torch.allclose(a, b) for a, b in zip(grads(layer, x), ref))

@@ -501,6 +501,7 @@ def test_sft_long_levers_match_stock_trl(tiny_llama_path, tokenizer, tmp_path):
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
+    from halluguard.train import tiling
     from halluguard.train.tiling import _TiledForward
 
     torch.set_num_threads(1)
@@ -514,6 +515,9 @@ def test_sft_long_levers_match_stock_trl(tiny_llama_path, tokenizer, tmp_path):
               completion_only_loss=True, save_strategy="no", disable_tqdm=True, optim="adamw_torch")
 
     def loss_and_grads(trainer):
+        if trainer.args.gradient_checkpointing:  # the Trainer turns it on in train(), not in __init__
+            trainer.model.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=trainer.args.activation_checkpointing_kwargs)
         trainer.model.train()
         inputs = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
         loss = trainer.compute_loss(trainer.model, inputs)
@@ -540,7 +544,9 @@ def test_sft_long_levers_match_stock_trl(tiny_llama_path, tokenizer, tmp_path):
     assert ours.embeddings_offloaded
     assert all(isinstance(layer.mlp.__dict__.get("forward"), _TiledForward)
                for layer in ours.model.get_base_model().model.layers)
+    tiling.CALLS.clear()
     loss, grads = loss_and_grads(ours)
+    assert tiling.CALLS["tiled_mlp_recompute_skipped"] > 0, tiling.CALLS  # the checkpoint recompute skipped the tiles
     assert abs(loss - ref_loss) <= 1e-5
     assert grads.keys() == ref_grads.keys() and len(grads) == 2 * 7 * 2
     for name, g in grads.items():
