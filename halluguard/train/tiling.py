@@ -25,7 +25,8 @@ only enters the residual sum (Llama, Qwen2/3, Mistral, SmolLM3: `residual + mlp(
 recompute reads that output's values: the recompute exists to save the tensors the backward needs, and
 TiledMLPFunction's only one is its input. There the recompute skips the tiles and returns zeros of the
 output's shape (CALLS["tiled_mlp_recompute_skipped"]), which leaves the MLP at two forwards, as untiled
-(device run 7: stage A's `long` ran at 0.76x stock TRL's speed at 16k tokens with the third forward).
+(stage A's `long` at 16k tokens: 0.76x stock TRL's speed with the third forward, 0.90x without it; device
+runs 7 and 8).
 """
 
 from __future__ import annotations
