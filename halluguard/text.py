@@ -468,6 +468,10 @@ class DateMention:
     value: int
 
 
+_BEFORE_MONTH = re.compile(r"\b(?:in|by|until|till|since|from|through|before|after|during|early|late|mid|"
+                           r"last|next|this|of)[\s-]+$", re.IGNORECASE)
+
+
 def extract_dates(text: str) -> list[DateMention]:
     """Month and weekday names with offsets ("May" only when capitalised; short forms need the
     capital too, so "mar", "sat" and "sun" as words are not dates). Years come from
@@ -482,9 +486,10 @@ def extract_dates(text: str) -> list[DateMention]:
                        "october", "november", "december", "monday", "tuesday", "wednesday", "thursday",
                        "friday", "saturday", "sunday")
         if not full:
-            # "May", "Mar", "Sun", "Wed": only when next to a day number or a year.
+            # "May", "Mar", "Sun", "Wed": only when next to a day number or a year, or "May" after a word
+            # that only a date follows ("in May", "until May", "early May"; "Theresa May" and "May I" stay out).
             around = text[max(0, m.start() - 4) : m.end() + 6]
-            if not re.search(r"\d", around):
+            if not re.search(r"\d", around) and not (low == "may" and _BEFORE_MONTH.search(text[: m.start(1)])):
                 continue
         if low in MONTHS:
             out.append(DateMention(m.start(1), m.end(1), word, "month", MONTHS[low]))
@@ -550,9 +555,14 @@ _OPPOSITE_POLES = [
     ("strengthen strengthened", "weaken weakened"),
     ("optimistic", "pessimistic"),
 ]
-# One way only: the summary's "for" against the evidence's "against" is a flipped vote; the reverse
-# ("games against Celtic" beside any "for") is how everyday text reads.
-_ONE_WAY = [("for", "against")]
+# One way only: the summary's "for" against the evidence's "against" is a flipped vote, and so is its
+# "against" where the evidence "approved"; the reverse ("games against Celtic" beside any "for", "approved
+# the suit against the firm") is how everyday text reads.
+_ONE_WAY = [("for", "against"), ("against", "approve approves approved approval")]
+# A summary's "against" states a vote only right after one ("voted against"; "accusations against them"
+# beside a court that "approved" the detention is no flipped vote: a SummEdits dev case).
+_VOTE_ONLY = frozenset({"against"})
+_VOTE_WORDS = frozenset(stem(w) for w in "vote votes voted voting ruled decided came argued".split())
 
 
 def _build_opposites() -> dict[str, tuple[tuple[frozenset[str], frozenset[str]], ...]]:
@@ -625,10 +635,14 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
     out = []
     for i, tok in enumerate(sum_toks):
         entries = OPPOSITES.get(sum_st[i], ())
-        if not entries:
+        if not entries or (sum_st[i] in _VOTE_ONLY and not (i and sum_st[i - 1] in _VOTE_WORDS)):
             continue
+        # A neighbour nearer another pole word of the sentence is that word's: in "some investors sold,
+        # many funds bought more", "funds" anchors "bought", not "sold".
+        poles = [j for j in range(len(sum_toks)) if j != i and sum_st[j] in OPPOSITES]
         anchors = {sum_st[j] for j in range(max(0, i - window), min(len(sum_toks), i + window + 1))
-                   if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES}
+                   if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES
+                   and not any(abs(j - q) < abs(j - i) for q in poles)}
         for own, opp in entries:
             same = anchored(ev_sents, own, anchors) + anchored(ctx_sents, own, anchors)
             hits = anchored(ev_sents, opp, anchors)

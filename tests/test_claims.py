@@ -132,18 +132,26 @@ BOUGHT_NEAR = "Hawick Knitwear makes jumpers in the Borders. Its staff of 40 wer
 
 def test_misplaced_name_is_flagged():
     sent = "The firm, which dates back to 1874, was bought by managing director Hawick Knitwear in November."
-    hits = C.misplaced_names(sent, BOUGHT, BOUGHT_NEAR.split(".")[1])
+    hits = C.misplaced_names(sent, BOUGHT, BOUGHT_NEAR.split(".")[1])  # the runner-up evidence does not excuse it
     assert len(hits) == 1 and sent[hits[0][0] : hits[0][1]] == "Hawick Knitwear" and "Sandy Wood" in hits[0][2]
 
 
-@pytest.mark.parametrize("sent,near", [
-    ("The firm was bought by managing director Sandy Wood in November.", ""),  # the right name
-    ("Wood bought the firm, which dates back to 1874, in November.", ""),  # the name shortened
-    ("Hawick Knitwear was bought by managing director Sandy Wood in November.", BOUGHT_NEAR),  # named nearby
-    ("The firm was bought in November last year.", ""),  # no name
+@pytest.mark.parametrize("sent", [
+    "The firm was bought by managing director Sandy Wood in November.",  # the right name
+    "Wood bought the firm, which dates back to 1874, in November.",  # the name shortened
+    "Hawick Knitwear was bought by managing director Sandy Wood in November.",  # the firm named
+    "The firm was bought in November last year.",  # no name
 ])
-def test_misplaced_name_quiet(sent, near):
-    assert C.misplaced_names(sent, BOUGHT, near) == []
+def test_misplaced_name_quiet(sent):
+    assert C.misplaced_names(sent, BOUGHT, BOUGHT_NEAR) == []
+
+
+def test_misplaced_name_from_the_next_sentence_is_flagged():
+    """A name of the neighbouring sentence in the evidence's slot: the neighbour does not excuse it."""
+    ev = "Chief executive Laura Stein, who founded the firm in 2009, said demand from Asian customers drove the gains."
+    sent = "Morgan Hale, who founded the firm in 2009, said demand drove the gains."
+    hits = C.misplaced_names(sent, ev, "Analysts at Morgan Hale warned that rising rates could slow growth.")
+    assert len(hits) == 1 and sent[hits[0][0] : hits[0][1]] == "Morgan Hale" and "Laura Stein" in hits[0][2]
 
 
 # -- scope ------------------------------------------------------------------------------------------
@@ -203,6 +211,23 @@ def test_hedge_kept_is_quiet(sent):
     ("The homes will be built, with work starting next year.", "Construction is expected to start next year."),
 ])
 def test_forecasts_facts_negations_and_ing_forms_are_not_hedges_dropped(sent, ev):
+    assert C.certainty_shift(sent, ev) is None
+
+
+@pytest.mark.parametrize("sent,ev,word", [
+    ("Construction will definitely begin in March.", "Chen said construction would begin in March.", "definitely"),
+    ("The bridge will certainly reopen next week.", "Officials said the bridge could reopen next week.", "certainly"),
+])
+def test_certainty_booster_the_source_lacks(sent, ev, word):
+    hit = C.certainty_shift(sent, ev)
+    assert hit is not None and sent[hit[0] : hit[1]] == word
+
+
+@pytest.mark.parametrize("sent,ev", [
+    ("Construction will definitely begin in March.", "Chen said construction will definitely begin in March."),
+    ("The team will certainly win the cup.", "Officials said the bridge could reopen next week."),  # not this evidence
+])
+def test_certainty_booster_said_by_the_source_or_elsewhere_is_quiet(sent, ev):
     assert C.certainty_shift(sent, ev) is None
 
 

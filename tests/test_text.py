@@ -101,6 +101,9 @@ def test_numbers_not_inside_words_and_rounding():
 def test_extract_dates():
     d = T.extract_dates("On Monday, May 5, and in March; you may go.")
     assert [(x.text, x.kind, x.value) for x in d] == [("Monday", "weekday", 1), ("May", "month", 5), ("March", "month", 3)]
+    # "May" without a number: a month after a word only a date follows, a name or a modal otherwise
+    assert [x.value for x in T.extract_dates("Work begins in May and ends by mid-May.")] == [5, 5]
+    assert T.extract_dates("Theresa May said so. May I ask? Prime Minister May resigned.") == []
 
 
 def test_stem_and_content():
@@ -120,6 +123,15 @@ def test_stem_and_content():
         ("The mayor voted for the budget.", "The mayor voted against the budget.", [("for", "against")]),
         ("The effect was larger in older adults.", "The effect was smaller in older adults.", [("larger", "smaller")]),
         ("The farmer sold the land.", "The farmer bought the land in 1990.", [("sold", "bought")]),
+        ("The council voted against the library.", "The council voted to approve the library.", [("against", "approve")]),
+        # "against" the evidence also uses is no flipped vote, whatever else the evidence approved
+        ("The board filed a suit against the firm.", "The board approved a suit against the firm.", []),
+        # two pole words in one sentence: each keeps the neighbours nearer to it
+        ("Some investors sold, while many funds bought more.", "Some investors sold their shares, while many funds bought more.", []),
+        ("Some funds sold, while many investors bought more.", "Some investors sold their shares, while many funds bought more.",
+         [("sold", "bought"), ("bought", "sold")]),
+        # "against" states a vote only after one: a court "approved" the detention, the summary's "against" is no vote
+        ("Police look into accusations against them.", "A judge approved the detention as police look into accusations.", []),
         # a synonym on the same pole is support, not a contradiction
         ("Sales rose sharply.", "Sales increased while costs fell.", []),
         # neither pole in the evidence: nothing to contradict (that is the novelty check's business)

@@ -572,10 +572,15 @@ class LiteVerifier(Verifier):
         # best unit may be a neighbouring sentence ("revenue grew") while the next one holds the claim.
         opposites = T.opposite_mismatches(text, ev, " ".join(u.text for u in ev_units[1:]))
         flipped = bool(s_neg) != bool(C.negations(ev))
+        # A span only against evidence with the same words: "did not postpone" vs "voted to postpone". The
+        # runner-up may be that sentence: a short negated claim ("the company did not report record
+        # profit") often embeds nearer an unrelated sentence than the one it negates.
+        flip = next((f for u in ev_units if bool(s_neg) != bool(C.negations(u.text))
+                     for f in [C.polarity_flip(text, u.text)] if f is not None), None)
+        if flip is not None and not flipped and not opposites:
+            flipped = True
         if flipped and not opposites:
             out.neg_mismatch = 1.0  # loose: against any evidence; the fitted weight says what it is worth
-            # A span only against evidence with the same words: "did not postpone" vs "voted to postpone".
-            flip = C.polarity_flip(text, ev)
             if flip is not None:
                 out.polarity_flip = 1.0
                 out.spans.append(Span(base + flip.start, base + flip.end, text[flip.start : flip.end], 1.0, "negation"))
@@ -612,10 +617,8 @@ class LiteVerifier(Verifier):
         base, text = seg.start, seg.text
         units = [idx.units[c].text for c, _ in evidence]
         found = [(s, e, "role", f"office swapped: {why}") for s, e, why in C.office_swaps(text, idx.offices)[:1]]
-        best_unit = evidence[0][0]
-        near = " ".join(idx.unit_texts[max(0, best_unit - 1) : best_unit] + idx.unit_texts[best_unit + 1 : best_unit + 2])
         found += [(s, e, "entity", f"name out of place: {why}")
-                  for s, e, why in C.misplaced_names(text, units[0], near, " ".join(units[1:]))[:1]
+                  for s, e, why in C.misplaced_names(text, units[0], " ".join(units[1:]))[:1]
                   if all(T.normalize_word(w) in idx.words for w in text[s:e].split())]
         for check, reason, label in ((C.scope_overreach, "scope", "scope widened"),
                                      (C.certainty_shift, "certainty", "hedge dropped")):
