@@ -637,9 +637,10 @@ def opposite_mismatches(text: str, evidence: str, context: str = "", window: int
         entries = OPPOSITES.get(sum_st[i], ())
         if not entries or (sum_st[i] in _VOTE_ONLY and not (i and sum_st[i - 1] in _VOTE_WORDS)):
             continue
-        # A neighbour nearer another pole word of the sentence is that word's: in "some investors sold,
+        # A neighbour nearer an opposite word of the sentence is that word's: in "some investors sold,
         # many funds bought more", "funds" anchors "bought", not "sold".
-        poles = [j for j in range(len(sum_toks)) if j != i and sum_st[j] in OPPOSITES]
+        opposite_stems = frozenset().union(*(opp for _, opp in entries))
+        poles = [j for j in range(len(sum_toks)) if sum_st[j] in opposite_stems]
         anchors = {sum_st[j] for j in range(max(0, i - window), min(len(sum_toks), i + window + 1))
                    if j != i and is_content(sum_toks[j].text) and sum_st[j] not in OPPOSITES
                    and not any(abs(j - q) < abs(j - i) for q in poles)}
