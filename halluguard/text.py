@@ -561,7 +561,7 @@ _OPPOSITE_POLES = [
 _ONE_WAY = [("for", "against"), ("against", "approve approves approved approval")]
 # A summary's "against" states a vote only right after one ("voted against"; "accusations against them"
 # beside a court that "approved" the detention is no flipped vote: a SummEdits dev case).
-_VOTE_ONLY = frozenset({"against"})
+_VOTE_ONLY = frozenset({stem("against")})
 _VOTE_WORDS = frozenset(stem(w) for w in "vote votes voted voting ruled decided came argued".split())
 
 

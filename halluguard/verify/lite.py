@@ -571,14 +571,13 @@ class LiteVerifier(Verifier):
         # Both together cancel ("did not rise" / "fell"). The runner-up evidence counts as support: the
         # best unit may be a neighbouring sentence ("revenue grew") while the next one holds the claim.
         opposites = T.opposite_mismatches(text, ev, " ".join(u.text for u in ev_units[1:]))
-        flipped = bool(s_neg) != bool(C.negations(ev))
+        differs = [bool(s_neg) != bool(C.negations(u.text)) for u in ev_units]
         # A span only against evidence with the same words: "did not postpone" vs "voted to postpone". The
         # runner-up may be that sentence: a short negated claim ("the company did not report record
         # profit") often embeds nearer an unrelated sentence than the one it negates.
-        flip = next((f for u in ev_units if bool(s_neg) != bool(C.negations(u.text))
+        flip = next((f for u, d in zip(ev_units, differs) if d
                      for f in [C.polarity_flip(text, u.text)] if f is not None), None)
-        if flip is not None and not flipped and not opposites:
-            flipped = True
+        flipped = differs[0] or (flip is not None and not opposites)
         if flipped and not opposites:
             out.neg_mismatch = 1.0  # loose: against any evidence; the fitted weight says what it is worth
             if flip is not None:
